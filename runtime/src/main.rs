@@ -1,1 +1,36 @@
-fn main() {}
+use clap::Parser;
+
+use berth::cli::{Cli, Command};
+use berth::commands;
+use berth::logging;
+
+fn main() {
+    let cli = Cli::parse();
+    let g = &cli.global;
+    if let Err(e) = logging::init(g.log.as_deref(), g.log_format, g.debug) {
+        eprintln!(
+            "berth: --log {}: {e}",
+            g.log
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
+        );
+        std::process::exit(1);
+    }
+    let result = match &cli.command {
+        Command::Create(a) => commands::create::run(g, a).map(|_| 0),
+        Command::Start(a) => commands::start::run(&g.root, &a.id).map(|_| 0),
+        Command::State(a) => commands::state::run(&g.root, &a.id).map(|_| 0),
+        Command::Kill(a) => commands::kill::run(&g.root, &a.id, &a.signal, a.all).map(|_| 0),
+        Command::Delete(a) => commands::delete::run(&g.root, &a.id, a.force).map(|_| 0),
+        Command::Run(a) => commands::run::run(g, a),
+        Command::Spec(a) => commands::spec::run(&a.bundle, a.rootless).map(|_| 0),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            logging::fatal(&e);
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! `mounts`: each entry of config.json translated once into a `Mount` — what to attach where, with which
+//! per-mount attributes, recursive attributes, superblock flags, filesystem data and propagation.
+//!
+//! The options are runc's (mount(8) names, the `r*` recursive forms, propagation names, `tmpcopyup`);
+//! whatever is not a flag is filesystem data (`mode=755`, `size=64m`, ...). `rootfs` applies the result
+//! with the new mount API (open_tree/fsopen + mount_setattr + move_mount), so attributes are set before
+//! a mount becomes visible and targets are the exact directories resolved inside the rootfs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use oci_spec::runtime::{LinuxIdMapping, Mount as SpecMount};
+
+use crate::sys::mount_api::*;
+use crate::sys::MountAttr;
+
+/// What is mounted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A bind mount of a host path (absolute; relative sources are taken from the bundle).
+    Bind { path: PathBuf, recursive: bool },
+    /// A new filesystem of this type, with this source string ("proc", "tmpfs", "/dev/sdb1", ...).
+    Fs { fstype: String, source: String },
+    /// `type: cgroup`: the container's cgroups, laid out like the host's (see `rootfs`).
+    Cgroup,
+}
+
+#[derive(Clone, Debug)]
+pub struct Mount {
+    pub destination: PathBuf,
+    pub source: Source,
+    /// Per-mount attributes set / cleared on the top mount (ro, nosuid, nodev, noexec, atime, nosymfollow).
+    pub attr: MountAttr,
+    /// The `r*` options: set / cleared on every mount of the tree.
+    pub recursive_attr: MountAttr,
+    /// Superblock flags passed to a new filesystem (sync, dirsync, mand, lazytime, iversion, silent, ro).
+    pub sb_flags: Vec<&'static str>,
+    /// Filesystem options: `key=value` or a bare `key`.
+    pub data: Vec<(String, Option<String>)>,
+    /// Propagation changes in order: (MS_SHARED etc., recursive).
+    pub propagation: Vec<(u64, bool)>,
+    /// `tmpcopyup`: fill a new tmpfs with what the directory under it held.
+    pub tmpcopyup: bool,
+    /// Idmapped mount (`idmap`/`ridmap` options or the mount's own uid/gid mappings).
+    pub idmap: Option<IdMap>,
+}
+
+#[derive(Clone, Debug)]
+pub struct IdMap {
+    pub uid_mappings: Vec<LinuxIdMapping>,
+    pub gid_mappings: Vec<LinuxIdMapping>,
+    pub recursive: bool,
+}
+
+impl Mount {
+    pub fn is_bind(&self) -> bool {
+        matches!(self.source, Source::Bind { .. })
+    }
+}
+
+/// Translate mount `index` of config.json. `bundle` resolves relative bind sources.
+pub fn from_spec(index: usize, m: &SpecMount, bundle: &Path) -> Result<Mount> {
+    let field = format!("mounts[{index}]");
+    let destination = m.destination();
+    if destination.as_os_str().is_empty() {
+        bail!("{field}.destination is empty");
+    }
+    // Relative destinations are taken from "/" as runc does (the spec asks for absolute ones).
+    let destination = Path::new("/").join(destination);
+    if destination
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        bail!(
+            "{field}.destination {}: must not contain \"..\"",
+            destination.display()
+        );
+    }
+
+    let options: Vec<&str> = m.options().iter().flatten().map(String::as_str).collect();
+    let mut mount = Mount {
+        destination,
+        source: Source::Cgroup,
+        attr: MountAttr::default(),
+        recursive_attr: MountAttr::default(),
+        sb_flags: Vec::new(),
+        data: Vec::new(),
+        propagation: Vec::new(),
+        tmpcopyup: false,
+        idmap: None,
+    };
+    let mut bind = None;
+    let mut idmap = None;
+    for opt in &options {
+        if let Some(rest) = apply_option(&mut mount, opt) {
+            match rest {
+                Extra::Bind(recursive) => bind = Some(recursive || bind.unwrap_or(false)),
+                Extra::Idmap(recursive) => idmap = Some(recursive),
+                Extra::Data => {
+                    let (k, v) = match opt.split_once('=') {
+                        Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+                        None => (opt.to_string(), None),
+                    };
+                    if k.is_empty() {
+                        bail!("{field}.options: empty option name in {opt:?}");
+                    }
+                    mount.data.push((k, v));
+                }
+            }
+        }
+    }
+
+    let fstype = m.typ().as_deref().unwrap_or("");
+    if fstype == "bind" && bind.is_none() {
+        bind = Some(false);
+    }
+    mount.source = if let Some(recursive) = bind {
+        let src = m
+            .source()
+            .as_ref()
+            .filter(|s| !s.as_os_str().is_empty())
+            .ok_or_else(|| anyhow::anyhow!("{field}: a bind mount needs a source"))?;
+        let path = if src.is_absolute() {
+            src.clone()
+        } else {
+            bundle.join(src)
+        };
+        if !mount.data.is_empty() {
+            bail!(
+                "{field}.options: {:?} are not mount flags and a bind mount takes no filesystem options",
+                mount.data.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()
+            );
+        }
+        Source::Bind { path, recursive }
+    } else if fstype == "cgroup" {
+        Source::Cgroup
+    } else {
+        if fstype.is_empty() {
+            bail!("{field}: type is required unless the options make it a bind mount");
+        }
+        Source::Fs {
+            fstype: fstype.to_owned(),
+            source: m
+                .source()
+                .as_ref()
+                .map(|s| s.to_string_lossy().into_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| fstype.to_owned()),
+        }
+    };
+
+    if mount.tmpcopyup && !matches!(&mount.source, Source::Fs { fstype, .. } if fstype == "tmpfs") {
+        bail!("{field}.options: tmpcopyup is only for tmpfs mounts");
+    }
+    let uid_maps = m.uid_mappings().clone().unwrap_or_default();
+    let gid_maps = m.gid_mappings().clone().unwrap_or_default();
+    if idmap.is_some() || !uid_maps.is_empty() || !gid_maps.is_empty() {
+        if !mount.is_bind() {
+            bail!("{field}: idmapped mounts are only supported for bind mounts");
+        }
+        if uid_maps.is_empty() || gid_maps.is_empty() {
+            bail!("{field}: an idmapped mount needs both uidMappings and gidMappings");
+        }
+        mount.idmap = Some(IdMap {
+            uid_mappings: uid_maps,
+            gid_mappings: gid_maps,
+            recursive: idmap.unwrap_or(false),
+        });
+    }
+    check_proc_destination(&field, &mount)?;
+    Ok(mount)
+}
+
+enum Extra {
+    Bind(bool),
+    Idmap(bool),
+    Data,
+}
+
+/// Record one option in `m`; return what is not an attribute, flag or propagation.
+fn apply_option(m: &mut Mount, opt: &str) -> Option<Extra> {
+    let (attr_set, attr_clr) = (&mut m.attr.attr_set, &mut m.attr.attr_clr);
+    let atime = |set: &mut u64, clr: &mut u64, v: u64| {
+        *clr |= MOUNT_ATTR__ATIME;
+        *set = (*set & !MOUNT_ATTR__ATIME) | v;
+    };
+    match opt {
+        "ro" => {
+            *attr_set |= MOUNT_ATTR_RDONLY;
+            *attr_clr &= !MOUNT_ATTR_RDONLY;
+        }
+        "rw" => {
+            *attr_clr |= MOUNT_ATTR_RDONLY;
+            *attr_set &= !MOUNT_ATTR_RDONLY;
+        }
+        "nosuid" => *attr_set |= MOUNT_ATTR_NOSUID,
+        "suid" => {
+            *attr_clr |= MOUNT_ATTR_NOSUID;
+            *attr_set &= !MOUNT_ATTR_NOSUID;
+        }
+        "nodev" => *attr_set |= MOUNT_ATTR_NODEV,
+        "dev" => {
+            *attr_clr |= MOUNT_ATTR_NODEV;
+            *attr_set &= !MOUNT_ATTR_NODEV;
+        }
+        "noexec" => *attr_set |= MOUNT_ATTR_NOEXEC,
+        "exec" => {
+            *attr_clr |= MOUNT_ATTR_NOEXEC;
+            *attr_set &= !MOUNT_ATTR_NOEXEC;
+        }
+        "nosymfollow" => *attr_set |= MOUNT_ATTR_NOSYMFOLLOW,
+        "symfollow" => {
+            *attr_clr |= MOUNT_ATTR_NOSYMFOLLOW;
+            *attr_set &= !MOUNT_ATTR_NOSYMFOLLOW;
+        }
+        "nodiratime" => *attr_set |= MOUNT_ATTR_NODIRATIME,
+        "diratime" => {
+            *attr_clr |= MOUNT_ATTR_NODIRATIME;
+            *attr_set &= !MOUNT_ATTR_NODIRATIME;
+        }
+        "noatime" => atime(attr_set, attr_clr, MOUNT_ATTR_NOATIME),
+        "strictatime" => atime(attr_set, attr_clr, MOUNT_ATTR_STRICTATIME),
+        "relatime" => atime(attr_set, attr_clr, MOUNT_ATTR_RELATIME),
+        // Clearing one atime mode falls back to the kernel default, relatime.
+        "atime" | "norelatime" | "nostrictatime" => atime(attr_set, attr_clr, MOUNT_ATTR_RELATIME),
+        "defaults" | "remount" | "async" | "loud" | "noiversion" | "nolazytime" | "nomand" => {}
+        "sync" | "dirsync" | "mand" | "lazytime" | "iversion" | "silent" => {
+            m.sb_flags.push(match opt {
+                "sync" => "sync",
+                "dirsync" => "dirsync",
+                "mand" => "mand",
+                "lazytime" => "lazytime",
+                "iversion" => "iversion",
+                _ => "silent",
+            })
+        }
+        "bind" => return Some(Extra::Bind(false)),
+        "rbind" => return Some(Extra::Bind(true)),
+        "idmap" => return Some(Extra::Idmap(false)),
+        "ridmap" => return Some(Extra::Idmap(true)),
+        "tmpcopyup" => m.tmpcopyup = true,
+        "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+        | "runbindable" => {
+            let recursive = opt.starts_with('r');
+            let flag = match opt.trim_start_matches('r') {
+                "private" => libc::MS_PRIVATE,
+                "shared" => libc::MS_SHARED,
+                "slave" => libc::MS_SLAVE,
+                _ => libc::MS_UNBINDABLE,
+            };
+            m.propagation.push((flag, recursive));
+        }
+        _ => {
+            if let Some((set, clear)) = recursive_option(opt) {
+                let ra = &mut m.recursive_attr;
+                if set {
+                    ra.attr_set |= clear_atime_mask(opt, ra);
+                } else {
+                    ra.attr_clr |= clear;
+                    ra.attr_set &= !clear;
+                }
+                return None;
+            }
+            return Some(Extra::Data);
+        }
+    }
+    None
+}
+
+/// The `r*` options: (true, _) sets the attribute returned by `clear_atime_mask`; (false, attr) clears attr.
+fn recursive_option(opt: &str) -> Option<(bool, u64)> {
+    Some(match opt {
+        "rro" | "rnosuid" | "rnodev" | "rnoexec" | "rnodiratime" | "rnosymfollow" | "rnoatime"
+        | "rstrictatime" | "rrelatime" => (true, 0),
+        "rrw" => (false, MOUNT_ATTR_RDONLY),
+        "rsuid" => (false, MOUNT_ATTR_NOSUID),
+        "rdev" => (false, MOUNT_ATTR_NODEV),
+        "rexec" => (false, MOUNT_ATTR_NOEXEC),
+        "rdiratime" => (false, MOUNT_ATTR_NODIRATIME),
+        "rsymfollow" => (false, MOUNT_ATTR_NOSYMFOLLOW),
+        "ratime" | "rnorelatime" | "rnostrictatime" => (false, MOUNT_ATTR__ATIME),
+        _ => return None,
+    })
+}
+
+/// The attribute a setting `r*` option sets (atime modes also clear the atime field first).
+fn clear_atime_mask(opt: &str, ra: &mut MountAttr) -> u64 {
+    let mut atime = |v: u64| {
+        ra.attr_clr |= MOUNT_ATTR__ATIME;
+        ra.attr_set &= !MOUNT_ATTR__ATIME;
+        v
+    };
+    match opt {
+        "rro" => MOUNT_ATTR_RDONLY,
+        "rnosuid" => MOUNT_ATTR_NOSUID,
+        "rnodev" => MOUNT_ATTR_NODEV,
+        "rnoexec" => MOUNT_ATTR_NOEXEC,
+        "rnodiratime" => MOUNT_ATTR_NODIRATIME,
+        "rnosymfollow" => MOUNT_ATTR_NOSYMFOLLOW,
+        "rnoatime" => atime(MOUNT_ATTR_NOATIME),
+        "rstrictatime" => atime(MOUNT_ATTR_STRICTATIME),
+        _ => atime(MOUNT_ATTR_RELATIME),
+    }
+}
+
+/// Files under /proc that may be mounted over (what lxcfs provides), as runc allows.
+const PROC_FILES_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Nothing but a procfs may go on /proc, and under /proc only the files above (a mount over other /proc
+/// files could hide what the runtime relies on, e.g. /proc/self/attr).
+fn check_proc_destination(field: &str, m: &Mount) -> Result<()> {
+    let dest = m.destination.as_path();
+    if dest == Path::new("/proc") {
+        if !matches!(&m.source, Source::Fs { fstype, .. } if fstype == "proc") {
+            bail!("{field}: only a proc filesystem may be mounted on /proc");
+        }
+        return Ok(());
+    }
+    if dest.starts_with("/proc") && !PROC_FILES_ALLOWED.iter().any(|p| Path::new(p) == dest) {
+        bail!(
+            "{field}: mounting over {} is not allowed (only {} under /proc)",
+            dest.display(),
+            PROC_FILES_ALLOWED.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::MountBuilder;
+
+    fn mount(typ: &str, src: &str, dst: &str, opts: &[&str]) -> Result<Mount> {
+        let m = MountBuilder::default()
+            .typ(typ)
+            .source(src)
+            .destination(dst)
+            .options(opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .build()
+            .unwrap();
+        from_spec(0, &m, Path::new("/bundle"))
+    }
+
+    #[test]
+    fn tmpfs_flags_and_data() {
+        let m = mount(
+            "tmpfs",
+            "tmpfs",
+            "/dev",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )
+        .unwrap();
+        assert_eq!(m.attr.attr_set, MOUNT_ATTR_NOSUID | MOUNT_ATTR_STRICTATIME);
+        assert_eq!(m.attr.attr_clr, MOUNT_ATTR__ATIME);
+        assert_eq!(
+            m.data,
+            vec![
+                ("mode".into(), Some("755".into())),
+                ("size".into(), Some("65536k".into()))
+            ]
+        );
+        assert!(matches!(m.source, Source::Fs { ref fstype, .. } if fstype == "tmpfs"));
+    }
+
+    #[test]
+    fn bind_from_options_or_type_and_relative_source() {
+        let m = mount("none", "data", "/data", &["rbind", "ro"]).unwrap();
+        assert_eq!(
+            m.source,
+            Source::Bind {
+                path: "/bundle/data".into(),
+                recursive: true
+            }
+        );
+        assert_eq!(m.attr.attr_set, MOUNT_ATTR_RDONLY);
+        let m = mount("bind", "/x", "/y", &[]).unwrap();
+        assert_eq!(
+            m.source,
+            Source::Bind {
+                path: "/x".into(),
+                recursive: false
+            }
+        );
+    }
+
+    #[test]
+    fn later_options_win() {
+        let m = mount("bind", "/x", "/y", &["ro", "rw"]).unwrap();
+        assert_eq!(m.attr.attr_set & MOUNT_ATTR_RDONLY, 0);
+        assert_ne!(m.attr.attr_clr & MOUNT_ATTR_RDONLY, 0);
+    }
+
+    #[test]
+    fn recursive_and_propagation_options() {
+        let m = mount(
+            "bind",
+            "/x",
+            "/y",
+            &["rbind", "rro", "rnosuid", "rshared", "private"],
+        )
+        .unwrap();
+        assert_eq!(
+            m.recursive_attr.attr_set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID
+        );
+        assert_eq!(
+            m.propagation,
+            vec![(libc::MS_SHARED, true), (libc::MS_PRIVATE, false)]
+        );
+    }
+
+    #[test]
+    fn relative_destination_is_from_root_but_dotdot_is_refused() {
+        assert_eq!(
+            mount("tmpfs", "tmpfs", "tmp", &[]).unwrap().destination,
+            Path::new("/tmp")
+        );
+        assert!(mount("tmpfs", "tmpfs", "/a/../../b", &[]).is_err());
+    }
+
+    #[test]
+    fn proc_destinations_are_checked() {
+        assert!(mount("proc", "proc", "/proc", &[]).is_ok());
+        assert!(mount("tmpfs", "tmpfs", "/proc", &[]).is_err());
+        assert!(mount("bind", "/x", "/proc/self", &[]).is_err());
+        assert!(mount("bind", "/x", "/proc/meminfo", &[]).is_ok());
+    }
+
+    #[test]
+    fn bind_mounts_take_no_data() {
+        let err = mount("bind", "/x", "/y", &["mode=755"]).unwrap_err();
+        assert!(format!("{err}").contains("mode"), "{err}");
+    }
+}

@@ -1,0 +1,650 @@
+//! The container's filesystem, in the order the child builds it:
+//! 1. `prepare`: make `/` a slave (or `rootfsPropagation`), bind the rootfs onto itself, attach every
+//!    `mounts` entry (targets resolved inside the rootfs by pathrs), create `/dev`'s nodes and links;
+//! 2. (the createContainer hooks run)
+//! 3. `pivot`: pivot_root into it (or MS_MOVE + chroot with `--no-pivot`) and drop the host's tree;
+//! 4. `finalize`: `maskedPaths`, `readonlyPaths`, `root.readonly`.
+
+use std::ffi::CString;
+use std::fs::Permissions;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use pathrs::flags::OpenFlags;
+use pathrs::Root;
+
+use crate::devices;
+use crate::mounts::{Mount, Source};
+use crate::sys::{self, mount_api::*, MountAttr};
+
+/// Everything `prepare` needs from the plan.
+pub struct RootfsPlan<'a> {
+    pub rootfs: &'a Path,
+    pub mounts: &'a [Mount],
+    /// `linux.rootfsPropagation` as mount(2) flags (0 = runc's default, rslave).
+    pub propagation: u64,
+    pub devices: &'a [devices::Device],
+    /// In a new user namespace: bind host device nodes instead of mknod.
+    pub in_user_namespace: bool,
+    /// Create `/dev/console` for a terminal.
+    pub console: bool,
+}
+
+/// What `prepare` leaves for the later steps.
+pub struct Prepared {
+    /// The `/dev/console` placeholder, when there is a terminal.
+    pub console: Option<OwnedFd>,
+}
+
+pub fn prepare(plan: &RootfsPlan) -> Result<Prepared> {
+    let root_flags = if plan.propagation != 0 {
+        plan.propagation
+    } else {
+        libc::MS_SLAVE | libc::MS_REC
+    };
+    mount::<str, str, str, str>(None, "/", None, MsFlags::from_bits_retain(root_flags), None)
+        .context("setting the propagation of / in the container's mount namespace")?;
+    make_parent_mount_private(plan.rootfs)?;
+    mount::<Path, Path, str, str>(
+        Some(plan.rootfs),
+        plan.rootfs,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )
+    .with_context(|| format!("binding the rootfs {} onto itself", plan.rootfs.display()))?;
+    let root = Root::open(plan.rootfs)
+        .with_context(|| format!("opening the rootfs {}", plan.rootfs.display()))?;
+
+    for m in plan.mounts {
+        attach(&root, m).with_context(|| {
+            format!(
+                "mounting {} on {}",
+                describe(&m.source),
+                m.destination.display()
+            )
+        })?;
+    }
+    // The image's /dev is used as it is when a mount put the host's /dev (or another) there.
+    let dev_bound = plan
+        .mounts
+        .iter()
+        .any(|m| m.is_bind() && m.destination == Path::new("/dev"));
+    let console = if dev_bound {
+        None
+    } else {
+        devices::setup(&root, plan.devices, plan.in_user_namespace, plan.console)?
+    };
+    Ok(Prepared { console })
+}
+
+fn describe(s: &Source) -> String {
+    match s {
+        Source::Bind { path, .. } => path.display().to_string(),
+        Source::Fs { fstype, source } => format!("{source} ({fstype})"),
+        Source::Cgroup => "cgroup".into(),
+    }
+}
+
+/// pivot_root needs the rootfs's parent mount not to be shared.
+fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let mut best: Option<(PathBuf, bool)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.len() < 7 {
+            continue;
+        }
+        let mount_point = PathBuf::from(unescape_octal(fields[4]));
+        if !rootfs.starts_with(&mount_point) {
+            continue;
+        }
+        let shared = fields[6..]
+            .iter()
+            .take_while(|f| **f != "-")
+            .any(|f| f.starts_with("shared:"));
+        if best
+            .as_ref()
+            .is_none_or(|(p, _)| mount_point.as_os_str().len() >= p.as_os_str().len())
+        {
+            best = Some((mount_point, shared));
+        }
+    }
+    if let Some((mp, true)) = best {
+        mount::<str, Path, str, str>(None, &mp, None, MsFlags::MS_PRIVATE, None)
+            .with_context(|| format!("making {} private for pivot_root", mp.display()))?;
+    }
+    Ok(())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \NNN.
+pub fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn cstr(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_encoded_bytes())
+        .with_context(|| format!("{} contains a NUL byte", p.display()))
+}
+
+/// Attach one mount at its destination inside `root`.
+fn attach(root: &Root, m: &Mount) -> Result<()> {
+    match &m.source {
+        Source::Bind { path, recursive } => {
+            let meta = std::fs::metadata(path)
+                .with_context(|| format!("bind source {}", path.display()))?;
+            let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+            if *recursive {
+                flags |= AT_RECURSIVE;
+            }
+            let tree = sys::open_tree(libc::AT_FDCWD, &cstr(path)?, flags)
+                .with_context(|| format!("open_tree({})", path.display()))?;
+            set_attrs(&tree, m)?;
+            let target = target(root, &m.destination, !meta.is_dir())?;
+            sys::move_mount(tree.as_fd(), target.as_fd()).context("move_mount")?;
+        }
+        Source::Fs { fstype, source } => {
+            let fs = sys::fsopen(&CString::new(fstype.as_str())?)
+                .with_context(|| format!("fsopen({fstype})"))?;
+            sys::fsconfig_set(fs.as_fd(), c"source", Some(&CString::new(source.as_str())?))
+                .with_context(|| format!("fsconfig source={source}"))?;
+            for (key, value) in &m.data {
+                let k = CString::new(key.as_str())?;
+                let v = value.as_deref().map(CString::new).transpose()?;
+                sys::fsconfig_set(fs.as_fd(), &k, v.as_deref()).with_context(|| match value {
+                    Some(v) => format!("option {key}={v}"),
+                    None => format!("option {key}"),
+                })?;
+            }
+            for flag in &m.sb_flags {
+                sys::fsconfig_set(fs.as_fd(), &CString::new(*flag)?, None)
+                    .with_context(|| format!("option {flag}"))?;
+            }
+            let attrs = m.attr.attr_set & !(MOUNT_ATTR_IDMAP);
+            let mnt = sys::fsmount(fs.as_fd(), attrs)
+                .with_context(|| format!("creating the {fstype} mount"))?;
+            if m.recursive_attr != MountAttr::default() {
+                setattr(&mnt, &m.recursive_attr, true)?;
+            }
+            let target = target(root, &m.destination, false)?;
+            if m.tmpcopyup {
+                copy_up(&target, &mnt).context("tmpcopyup")?;
+            }
+            sys::move_mount(mnt.as_fd(), target.as_fd()).context("move_mount")?;
+        }
+        Source::Cgroup => mount_cgroups(root, m)?,
+    }
+    if !m.propagation.is_empty() {
+        let top = root
+            .resolve(&m.destination)
+            .context("reopening the new mount to set its propagation")?;
+        for (flag, recursive) in &m.propagation {
+            let attr = MountAttr {
+                propagation: *flag,
+                ..Default::default()
+            };
+            setattr(&top, &attr, *recursive).context("setting the propagation")?;
+        }
+    }
+    Ok(())
+}
+
+/// Per-mount attributes on the top of a detached tree, recursive ones on all of it.
+fn set_attrs(tree: &OwnedFd, m: &Mount) -> Result<()> {
+    if m.attr != MountAttr::default() {
+        setattr(tree, &m.attr, false)?;
+    }
+    if m.recursive_attr != MountAttr::default() {
+        setattr(tree, &m.recursive_attr, true)?;
+    }
+    Ok(())
+}
+
+fn setattr(fd: &impl AsFd, attr: &MountAttr, recursive: bool) -> Result<()> {
+    let mut flags = AT_EMPTY_PATH;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    sys::mount_setattr(fd.as_fd().as_raw_fd(), c"", flags, attr).with_context(|| {
+        format!(
+            "mount_setattr(set {:#x}, clear {:#x}, propagation {:#x}{})",
+            attr.attr_set,
+            attr.attr_clr,
+            attr.propagation,
+            if recursive { ", recursive" } else { "" }
+        )
+    })
+}
+
+/// The mount point inside the rootfs, created if missing: a directory, or an empty file for a file mount.
+fn target(root: &Root, dest: &Path, file: bool) -> Result<pathrs::Handle> {
+    if let Ok(h) = root.resolve(dest) {
+        return Ok(h);
+    }
+    let dir_perm = Permissions::from_mode(0o755);
+    if !file {
+        return root
+            .mkdir_all(dest, &dir_perm)
+            .with_context(|| format!("creating the mount point {}", dest.display()));
+    }
+    if let Some(parent) = dest.parent() {
+        root.mkdir_all(parent, &dir_perm)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    root.create_file(
+        dest,
+        OpenFlags::O_CREAT | OpenFlags::O_PATH | OpenFlags::O_CLOEXEC,
+        &Permissions::from_mode(0o644),
+    )
+    .with_context(|| format!("creating the mount point {}", dest.display()))?;
+    root.resolve(dest)
+        .with_context(|| format!("opening the mount point {}", dest.display()))
+}
+
+/// Copy what the directory `under` holds into the new (still detached) tmpfs `mnt`.
+fn copy_up(under: &pathrs::Handle, mnt: &OwnedFd) -> Result<()> {
+    let src = format!("/proc/self/fd/{}", under.as_fd().as_raw_fd());
+    let dst = format!("/proc/self/fd/{}", mnt.as_raw_fd());
+    copy_tree(Path::new(&src), Path::new(&dst))
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for entry in std::fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let to = dst.join(entry.file_name());
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir(&to)?;
+            copy_tree(&entry.path(), &to)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &to)?;
+        } else if ft.is_file() {
+            std::fs::copy(entry.path(), &to)?;
+        } else {
+            continue;
+        }
+        let _ = nix::unistd::fchownat(
+            None,
+            &to,
+            Some(meta.uid().into()),
+            Some(meta.gid().into()),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        if !ft.is_symlink() {
+            std::fs::set_permissions(&to, Permissions::from_mode(meta.mode() & 0o7777))?;
+        }
+    }
+    Ok(())
+}
+
+/// `type: cgroup`: the container's cgroups at the destination, laid out as on the host: cgroup2 on a
+/// unified host; on v1 and hybrid hosts a tmpfs with one directory per hierarchy (and the host's symlinks
+/// for co-mounted controllers). With a cgroup namespace each hierarchy is a fresh cgroup mount rooted at the
+/// container's cgroup; without one, the container's own cgroup directories are bind-mounted.
+fn mount_cgroups(root: &Root, m: &Mount) -> Result<()> {
+    let hierarchies = host_cgroup_mounts()?;
+    let own = own_cgroups()?;
+    let in_cgroupns = in_new_cgroup_namespace();
+    let dest = &m.destination;
+    if let [(_, h)] = hierarchies.as_slice() {
+        if h.fstype == "cgroup2" && h.mount_point == Path::new("/sys/fs/cgroup") {
+            return mount_one_hierarchy(root, m, dest, h, &own, in_cgroupns);
+        }
+    }
+    // v1 / hybrid: a tmpfs to hold the hierarchies.
+    let fs = sys::fsopen(c"tmpfs")?;
+    sys::fsconfig_set(fs.as_fd(), c"source", Some(c"tmpfs"))?;
+    sys::fsconfig_set(fs.as_fd(), c"mode", Some(c"755"))?;
+    let mnt = sys::fsmount(
+        fs.as_fd(),
+        m.attr.attr_set & (MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
+    )
+    .context("creating the tmpfs for the cgroup hierarchies")?;
+    let t = target(root, dest, false)?;
+    sys::move_mount(mnt.as_fd(), t.as_fd()).context("attaching the cgroup tmpfs")?;
+    for (name, h) in &hierarchies {
+        mount_one_hierarchy(root, m, &dest.join(name), h, &own, in_cgroupns)
+            .with_context(|| format!("cgroup hierarchy {name}"))?;
+    }
+    for (link, target) in host_cgroup_symlinks() {
+        let _ = root.create(dest.join(&link), &pathrs::InodeType::Symlink(target));
+    }
+    if m.attr.attr_set & MOUNT_ATTR_RDONLY != 0 {
+        let top = root.resolve(dest)?;
+        setattr(
+            &top,
+            &MountAttr {
+                attr_set: MOUNT_ATTR_RDONLY,
+                ..Default::default()
+            },
+            false,
+        )?;
+    }
+    Ok(())
+}
+
+fn mount_one_hierarchy(
+    root: &Root,
+    m: &Mount,
+    dest: &Path,
+    h: &HostCgroupMount,
+    own: &[(String, String)],
+    in_cgroupns: bool,
+) -> Result<()> {
+    let t = target(root, dest, false)?;
+    let mnt = if in_cgroupns {
+        let fs = sys::fsopen(&CString::new(h.fstype.as_str())?)
+            .with_context(|| format!("fsopen({})", h.fstype))?;
+        sys::fsconfig_set(fs.as_fd(), c"source", Some(c"cgroup"))?;
+        for opt in &h.options {
+            let (k, v) = match opt.split_once('=') {
+                Some((k, v)) => (CString::new(k)?, Some(CString::new(v)?)),
+                None => (CString::new(opt.as_str())?, None),
+            };
+            sys::fsconfig_set(fs.as_fd(), &k, v.as_deref())
+                .with_context(|| format!("cgroup option {opt}"))?;
+        }
+        sys::fsmount(fs.as_fd(), m.attr.attr_set).context("creating the cgroup mount")?
+    } else {
+        let own_path = own
+            .iter()
+            .find(|(ctrls, _)| *ctrls == h.controllers)
+            .map(|(_, p)| p.as_str())
+            .unwrap_or("/");
+        let rel = Path::new(own_path)
+            .strip_prefix(&h.root)
+            .unwrap_or(Path::new(""))
+            .to_path_buf();
+        let src = h.mount_point.join(rel);
+        let tree = sys::open_tree(
+            libc::AT_FDCWD,
+            &cstr(&src)?,
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC,
+        )
+        .with_context(|| format!("open_tree({})", src.display()))?;
+        set_attrs(&tree, m)?;
+        tree
+    };
+    sys::move_mount(mnt.as_fd(), t.as_fd()).context("move_mount")?;
+    Ok(())
+}
+
+struct HostCgroupMount {
+    mount_point: PathBuf,
+    /// The root of the hierarchy that this mount shows (field 4 of mountinfo).
+    root: PathBuf,
+    fstype: String,
+    /// The controllers as /proc/self/cgroup names them ("cpu", "name=systemd", "" for cgroup2).
+    controllers: String,
+    /// fsconfig options that recreate this hierarchy ("cpu", "name=systemd", ...).
+    options: Vec<String>,
+}
+
+/// The host's cgroup mounts under /sys/fs/cgroup, keyed by their directory name there.
+fn host_cgroup_mounts() -> Result<Vec<(String, HostCgroupMount)>> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let fstype = post[0];
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        let mount_point = PathBuf::from(unescape_octal(pre[4]));
+        let Ok(rel) = mount_point.strip_prefix("/sys/fs/cgroup") else {
+            continue;
+        };
+        let name = rel.to_string_lossy().into_owned();
+        let super_opts: Vec<&str> = post[2].split(',').collect();
+        let (controllers, options) = if fstype == "cgroup2" {
+            (String::new(), Vec::new())
+        } else {
+            let known: Vec<String> = super_opts
+                .iter()
+                .filter(|o| {
+                    **o != "rw"
+                        && **o != "ro"
+                        && !o.starts_with("release_agent")
+                        && **o != "clone_children"
+                        && **o != "noprefix"
+                        && **o != "xattr"
+                })
+                .map(|s| s.to_string())
+                .collect();
+            (known.join(","), known)
+        };
+        out.push((
+            name,
+            HostCgroupMount {
+                mount_point,
+                root: PathBuf::from(unescape_octal(pre[3])),
+                fstype: fstype.to_owned(),
+                controllers,
+                options,
+            },
+        ));
+    }
+    if out.is_empty() {
+        bail!("no cgroup filesystem is mounted under /sys/fs/cgroup on this host");
+    }
+    Ok(out)
+}
+
+fn host_cgroup_symlinks() -> Vec<(String, PathBuf)> {
+    let Ok(dir) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .filter_map(|e| {
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_link(e.path()).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// This process's cgroups: (controllers, path) from /proc/self/cgroup.
+fn own_cgroups() -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let _ = it.next()?;
+            Some((it.next()?.to_owned(), it.next()?.to_owned()))
+        })
+        .collect())
+}
+
+fn in_new_cgroup_namespace() -> bool {
+    let own = std::fs::read_link("/proc/self/ns/cgroup").ok();
+    let init = std::fs::read_link("/proc/1/ns/cgroup").ok();
+    own.is_some() && own != init
+}
+
+/// Move into the prepared rootfs: pivot_root (the host's tree is detached and dropped), or with
+/// `no_pivot` MS_MOVE + chroot (for a rootfs on ramfs, where pivot_root is impossible).
+pub fn pivot(rootfs: &Path, no_pivot: bool, propagation: u64) -> Result<()> {
+    nix::unistd::chdir(rootfs).with_context(|| format!("chdir {}", rootfs.display()))?;
+    if no_pivot {
+        mount::<str, str, str, str>(Some("."), "/", None, MsFlags::MS_MOVE, None)
+            .context("moving the rootfs onto / (--no-pivot)")?;
+        nix::unistd::chroot(".").context("chroot into the rootfs (--no-pivot)")?;
+    } else {
+        nix::unistd::pivot_root(".", ".").context("pivot_root into the rootfs")?;
+        // The old root is now stacked under "."; keep unmount events from reaching the host, then drop it.
+        mount::<str, str, str, str>(None, ".", None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)
+            .context("making the old root a slave")?;
+        umount2(".", MntFlags::MNT_DETACH).context("detaching the host's root")?;
+    }
+    nix::unistd::chdir("/").context("chdir /")?;
+    if propagation != 0 {
+        mount::<str, str, str, str>(
+            None,
+            "/",
+            None,
+            MsFlags::from_bits_retain(propagation),
+            None,
+        )
+        .context("applying linux.rootfsPropagation to /")?;
+    }
+    Ok(())
+}
+
+/// After pivot_root: maskedPaths, readonlyPaths, and root.readonly.
+pub fn finalize(masked: &[String], readonly: &[String], root_readonly: bool) -> Result<()> {
+    let root = Root::open("/").context("opening the container's /")?;
+    if !masked.is_empty() {
+        let null = verified_dev_null()?;
+        for p in masked {
+            mask(&root, p, &null).with_context(|| format!("linux.maskedPaths: {p}"))?;
+        }
+    }
+    for p in readonly {
+        make_readonly(&root, p).with_context(|| format!("linux.readonlyPaths: {p}"))?;
+    }
+    if root_readonly {
+        let top = root.resolve("/")?;
+        setattr(
+            &top,
+            &MountAttr {
+                attr_set: MOUNT_ATTR_RDONLY,
+                ..Default::default()
+            },
+            false,
+        )
+        .context("root.readonly: making / read-only")?;
+    }
+    Ok(())
+}
+
+/// The container's /dev/null, checked to be the real character device 1:3 (a file planted there by the
+/// image must not be bound over masked paths).
+fn verified_dev_null() -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("opening /dev/null to mask paths with")?;
+    let fd = owned(fd);
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).context("stat /dev/null")?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+        bail!("/dev/null in the container is not the null device (char 1:3): refusing to mask with it");
+    }
+    Ok(fd)
+}
+
+fn owned(fd: std::os::fd::RawFd) -> OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: only called with fds just returned by open(2), owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn mask(root: &Root, path: &str, null: &OwnedFd) -> Result<()> {
+    let target = match root.resolve(path) {
+        Ok(h) => h,
+        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::ENOENT)) => {
+            return Ok(())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let st = nix::sys::stat::fstat(target.as_fd().as_raw_fd())?;
+    let mnt = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        let fs = sys::fsopen(c"tmpfs")?;
+        sys::fsconfig_set(fs.as_fd(), c"source", Some(c"tmpfs"))?;
+        sys::fsconfig_set(fs.as_fd(), c"size", Some(c"0"))?;
+        sys::fsmount(fs.as_fd(), MOUNT_ATTR_RDONLY).context("an empty read-only tmpfs")?
+    } else {
+        sys::open_tree(
+            null.as_raw_fd(),
+            c"",
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH,
+        )
+        .context("open_tree(/dev/null)")?
+    };
+    sys::move_mount(mnt.as_fd(), target.as_fd()).context("move_mount")?;
+    Ok(())
+}
+
+fn make_readonly(root: &Root, path: &str) -> Result<()> {
+    let target = match root.resolve(path) {
+        Ok(h) => h,
+        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::ENOENT)) => {
+            return Ok(())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let tree = sys::open_tree(
+        target.as_fd().as_raw_fd(),
+        c"",
+        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE,
+    )
+    .context("open_tree")?;
+    setattr(
+        &tree,
+        &MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        },
+        true,
+    )?;
+    sys::move_mount(tree.as_fd(), target.as_fd()).context("move_mount")?;
+    Ok(())
+}
+
+/// Bind the terminal `pty` (the container's end) onto the `/dev/console` placeholder made for it.
+pub fn bind_console(pty: &OwnedFd, console: &OwnedFd) -> Result<()> {
+    let tree = sys::open_tree(
+        pty.as_raw_fd(),
+        c"",
+        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH,
+    )
+    .context("open_tree of the terminal")?;
+    sys::move_mount(tree.as_fd(), console.as_fd())
+        .context("binding the terminal onto /dev/console")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_unescaping() {
+        assert_eq!(unescape_octal("/a\\040b"), "/a b");
+        assert_eq!(unescape_octal("/plain"), "/plain");
+        assert_eq!(unescape_octal("/x\\134y"), "/x\\y");
+    }
+}
