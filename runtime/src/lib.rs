@@ -1,1 +1,2 @@
 //! berth: an OCI runtime-spec container runtime.
+pub mod cgroups;
