@@ -601,6 +601,23 @@ fn device_rules_are_enforced() {
     );
     assert_eq!(out, "null-ok kmsg-denied");
     g.cg.remove().unwrap();
+    // no rules at all still means "default deny + runc's defaults", as in runc
+    let id = unique("devices-none");
+    let mut g = Guard::new(Some(&format!("/{id}")), &id);
+    assert_eq!(
+        device_probe(&mut g, &resources("{}")),
+        "null-ok kmsg-denied"
+    );
+    g.cg.remove().unwrap();
+    // an explicit allow-all (privileged containers) opens everything
+    let id = unique("devices-all");
+    let mut g = Guard::new(Some(&format!("/{id}")), &id);
+    let out = device_probe(
+        &mut g,
+        &resources(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#),
+    );
+    assert_eq!(out, "null-ok kmsg-ok");
+    g.cg.remove().unwrap();
 }
 
 // --------------------------------------------------------------------------- cgroup v2 view
@@ -766,11 +783,20 @@ fn v2_inner() {
     // the eBPF device filter
     let id2 = format!("berth-test-{parent}-v2dev");
     let mut g2 = Guard::new(Some(&format!("/{id2}")), &id2);
-    let out = device_probe(
-        &mut g2,
-        &resources(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#),
+    let out = device_probe(&mut g2, &resources("{}"));
+    assert_eq!(
+        out, "null-ok kmsg-denied",
+        "no rules = default deny + runc defaults"
     );
-    assert_eq!(out, "null-ok kmsg-denied");
+    let id3 = format!("berth-test-{parent}-v2dev-all");
+    let mut g3 = Guard::new(Some(&format!("/{id3}")), &id3);
+    let out = device_probe(
+        &mut g3,
+        &resources(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#),
+    );
+    assert_eq!(out, "null-ok kmsg-ok", "allow-all rule");
+    g3.cg.remove().unwrap();
+    drop(g3);
     // re-apply replaces the filter (no stacking): allow everything again
     g2.cg
         .apply(&resources(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#))

@@ -120,6 +120,9 @@ pub(crate) fn apply(
         super::write_rdma(d, rdma)?;
     }
     if let Some(d) = dir(v1, "devices") {
+        // Like runc's device emulator, start from deny-all whatever the rules say: without this a
+        // new cgroup inherits "a *:* rwm" and allow rules would restrict nothing.
+        fsutil::write(d, "devices.deny", "a *:* rwm")?;
         for rule in devices::effective_rules(r.devices().as_ref()) {
             let file = if rule.allow() {
                 "devices.allow"
