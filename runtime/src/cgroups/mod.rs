@@ -15,6 +15,15 @@
 //! Hybrid hosts: v1 controllers are used, and the container also gets the same path in the
 //! cgroup2 mount (as runc does); resources whose controller only exists there (hugetlb on this
 //! machine) are applied there.
+//!
+//! Known gaps (see the tests for what is exercised on this host):
+//! * v1 devices are rewritten as "deny all, then the rules"; during `update` of a running
+//!   container there is a microsecond window where only the already-written rules apply (runc
+//!   diffs against devices.list instead).
+//! * memory.kernel / kernelTCP are ignored, as runc 1.1 does; memory.useHierarchy is ignored.
+//! * The systemd driver (libcgroups' systemd manager, cgroup v2 only) is untested here (no
+//!   systemd on this machine); it goes through libcgroups' `Manager::apply`, whose eBPF step
+//!   raises RLIMIT_MEMLOCK and adds a /dev/console allow rule.
 
 mod devices;
 mod fsutil;
