@@ -138,7 +138,7 @@ pub fn setup(
     let console = root
         .create_file(
             "/dev/console",
-            OpenFlags::O_CREAT | OpenFlags::O_EXCL | OpenFlags::O_PATH | OpenFlags::O_CLOEXEC,
+            OpenFlags::O_CREAT | OpenFlags::O_EXCL | OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
             &Permissions::from_mode(0o600),
         )
         .context("creating /dev/console in the rootfs")?;
@@ -239,7 +239,7 @@ fn bind_host_node(root: &Root, dev: &Device) -> Result<()> {
     let target = root
         .create_file(
             path,
-            OpenFlags::O_CREAT | OpenFlags::O_EXCL | OpenFlags::O_PATH | OpenFlags::O_CLOEXEC,
+            OpenFlags::O_CREAT | OpenFlags::O_EXCL | OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
             &Permissions::from_mode(0o600),
         )
         .with_context(|| format!("creating {} to bind the host's device on", path.display()))?;

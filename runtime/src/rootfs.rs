@@ -252,7 +252,7 @@ fn target(root: &Root, dest: &Path, file: bool) -> Result<pathrs::Handle> {
     }
     root.create_file(
         dest,
-        OpenFlags::O_CREAT | OpenFlags::O_PATH | OpenFlags::O_CLOEXEC,
+        OpenFlags::O_CREAT | OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
         &Permissions::from_mode(0o644),
     )
     .with_context(|| format!("creating the mount point {}", dest.display()))?;
