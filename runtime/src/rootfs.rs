@@ -163,36 +163,69 @@ fn attach(root: &Root, m: &Mount) -> Result<()> {
             sys::move_mount(tree.as_fd(), target.as_fd()).context("move_mount")?;
         }
         Source::Fs { fstype, source } => {
-            let fs = sys::fsopen(&CString::new(fstype.as_str())?)
-                .with_context(|| format!("fsopen({fstype})"))?;
-            sys::fsconfig_set(fs.as_fd(), c"source", Some(&CString::new(source.as_str())?))
-                .with_context(|| format!("fsconfig source={source}"))?;
-            for (key, value) in &m.data {
-                let k = CString::new(key.as_str())?;
-                let v = value.as_deref().map(CString::new).transpose()?;
-                sys::fsconfig_set(fs.as_fd(), &k, v.as_deref()).with_context(|| match value {
-                    Some(v) => format!("option {key}={v}"),
-                    None => format!("option {key}"),
-                })?;
+            if let Err(e) = mount_fs(root, m, fstype, source) {
+                // sysfs belongs to a network namespace: from a user namespace that does not own it (the
+                // container joined a host-owned netns), the kernel refuses it, and runc binds the host's.
+                let eperm = e
+                    .root_cause()
+                    .downcast_ref::<std::io::Error>()
+                    .and_then(|e| e.raw_os_error())
+                    == Some(libc::EPERM);
+                if fstype != "sysfs" || !eperm {
+                    return Err(e);
+                }
+                crate::debug!(
+                    "sysfs cannot be mounted here ({e:#}): binding the host's /sys instead"
+                );
+                let bind = Mount {
+                    source: Source::Bind {
+                        path: "/sys".into(),
+                        recursive: true,
+                    },
+                    data: Vec::new(),
+                    sb_flags: Vec::new(),
+                    ..m.clone()
+                };
+                return attach(root, &bind);
             }
-            for flag in &m.sb_flags {
-                sys::fsconfig_set(fs.as_fd(), &CString::new(*flag)?, None)
-                    .with_context(|| format!("option {flag}"))?;
-            }
-            let attrs = m.attr.attr_set & !(MOUNT_ATTR_IDMAP);
-            let mnt = sys::fsmount(fs.as_fd(), attrs)
-                .with_context(|| format!("creating the {fstype} mount"))?;
-            if m.recursive_attr != MountAttr::default() {
-                setattr(&mnt, &m.recursive_attr, true)?;
-            }
-            let target = target(root, &m.destination, false)?;
-            if m.tmpcopyup {
-                copy_up(&target, &mnt).context("tmpcopyup")?;
-            }
-            sys::move_mount(mnt.as_fd(), target.as_fd()).context("move_mount")?;
         }
         Source::Cgroup => mount_cgroups(root, m)?,
     }
+    set_propagation(root, m)
+}
+
+fn mount_fs(root: &Root, m: &Mount, fstype: &str, source: &str) -> Result<()> {
+    let fs = sys::fsopen(&CString::new(fstype)?).with_context(|| format!("fsopen({fstype})"))?;
+    sys::fsconfig_set(fs.as_fd(), c"source", Some(&CString::new(source)?))
+        .with_context(|| format!("fsconfig source={source}"))?;
+    for (key, value) in &m.data {
+        let k = CString::new(key.as_str())?;
+        let v = value.as_deref().map(CString::new).transpose()?;
+        sys::fsconfig_set(fs.as_fd(), &k, v.as_deref()).with_context(|| match value {
+            Some(v) => format!("option {key}={v}"),
+            None => format!("option {key}"),
+        })?;
+    }
+    for flag in &m.sb_flags {
+        sys::fsconfig_set(fs.as_fd(), &CString::new(*flag)?, None)
+            .with_context(|| format!("option {flag}"))?;
+    }
+    let attrs = m.attr.attr_set & !(MOUNT_ATTR_IDMAP);
+    let mnt =
+        sys::fsmount(fs.as_fd(), attrs).with_context(|| format!("creating the {fstype} mount"))?;
+    if m.recursive_attr != MountAttr::default() {
+        setattr(&mnt, &m.recursive_attr, true)?;
+    }
+    let target = target(root, &m.destination, false)?;
+    if m.tmpcopyup {
+        copy_up(&target, &mnt).context("tmpcopyup")?;
+    }
+    sys::move_mount(mnt.as_fd(), target.as_fd()).context("move_mount")?;
+    Ok(())
+}
+
+/// The mount's propagation options, on the mount now at its destination.
+fn set_propagation(root: &Root, m: &Mount) -> Result<()> {
     if !m.propagation.is_empty() {
         let top = root
             .resolve(&m.destination)
