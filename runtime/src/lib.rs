@@ -1,1 +1,3 @@
 //! berth: an OCI runtime-spec container runtime.
+
+pub mod seccomp;
