@@ -961,10 +961,17 @@ impl SeccompData {
 
 /// Runs a seccomp filter the way the kernel does (only the instructions berth generates).
 fn bpf_run(prog: &[sock_filter], data: &SeccompData) -> Result<u32> {
+    bpf_exec(prog, data).map(|(ret, _)| ret)
+}
+
+/// [`bpf_run`], also counting the instructions executed.
+fn bpf_exec(prog: &[sock_filter], data: &SeccompData) -> Result<(u32, usize)> {
     let bytes = data.bytes();
     let mut a: u32 = 0;
     let mut pc = 0usize;
+    let mut steps = 0usize;
     loop {
+        steps += 1;
         let i = prog.get(pc).context("BPF program runs past its end")?;
         let branch = |cond: bool| pc + 1 + usize::from(if cond { i.jt } else { i.jf });
         pc = match i.code {
@@ -985,7 +992,7 @@ fn bpf_run(prog: &[sock_filter], data: &SeccompData) -> Result<u32> {
             BPF_JMP_JGT_K => branch(a > i.k),
             BPF_JMP_JGE_K => branch(a >= i.k),
             BPF_JMP_JSET_K => branch(a & i.k != 0),
-            BPF_RET_K => return Ok(i.k),
+            BPF_RET_K => return Ok((i.k, steps)),
             c => bail!("unsupported BPF opcode {c:#x}"),
         };
     }
@@ -1248,5 +1255,940 @@ fn seccomp_set_mode_filter(
         Err(std::io::Error::last_os_error())
     } else {
         Ok(ret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(v).expect("test profile parses")
+    }
+
+    fn compile(v: serde_json::Value) -> Result<SeccompProgram> {
+        SeccompProgram::compile_for(&spec(v), Host::X86_64)
+    }
+
+    fn translated(v: serde_json::Value) -> Translated {
+        translate(&spec(v), Host::X86_64).unwrap()
+    }
+
+    const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+
+    fn errno(e: u32) -> u32 {
+        libc::SECCOMP_RET_ERRNO | e
+    }
+
+    /// Result of the whole stack for one call (filters in default install order).
+    fn run_stack(p: &SeccompProgram, d: &SeccompData) -> u32 {
+        let results: Vec<u32> = p
+            .filters
+            .iter()
+            .map(|f| bpf_run(&f.code, d).unwrap())
+            .collect();
+        combine(results.into_iter().rev())
+    }
+
+    fn call(abi: Abi, name: &str, args: [u64; 6]) -> SeccompData {
+        let nr = abi.numbers(name);
+        assert!(!nr.is_empty(), "{name} unknown on {abi:?}");
+        SeccompData {
+            nr: nr[0] as i32,
+            arch: abi.audit_arch(),
+            instruction_pointer: 0,
+            args,
+        }
+    }
+
+    // ---- translation --------------------------------------------------------------------
+
+    #[test]
+    fn seccomp_action_mapping_and_errno_defaults() {
+        let t = translated(json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [
+                {"names": ["a"], "action": "SCMP_ACT_KILL"},
+                {"names": ["b"], "action": "SCMP_ACT_KILL_THREAD"},
+                {"names": ["c"], "action": "SCMP_ACT_KILL_PROCESS"},
+                {"names": ["d"], "action": "SCMP_ACT_TRAP"},
+                {"names": ["e"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["f"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+                {"names": ["g"], "action": "SCMP_ACT_TRACE"},
+                {"names": ["h"], "action": "SCMP_ACT_TRACE", "errnoRet": 7},
+                {"names": ["i"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["j"], "action": "SCMP_ACT_LOG"},
+                {"names": ["k"], "action": "SCMP_ACT_NOTIFY"},
+                {"names": ["l"], "action": "SCMP_ACT_ALLOW", "errnoRet": 9}
+            ],
+            "listenerPath": "/run/agent.sock"
+        }));
+        let actions: Vec<Action> = t.entries.iter().map(|e| e.action).collect();
+        assert_eq!(
+            actions,
+            vec![
+                Action::KillThread,
+                Action::KillThread,
+                Action::KillProcess,
+                Action::Trap,
+                Action::Errno(1),
+                Action::Errno(38),
+                Action::Trace(1),
+                Action::Trace(7),
+                Action::Allow,
+                Action::Log,
+                Action::Notify,
+                Action::Allow,
+            ]
+        );
+        assert_eq!(t.default, Action::Errno(libc::EPERM as u16));
+        assert_eq!(Action::KillThread.ret(), 0);
+        assert_eq!(Action::KillProcess.ret(), 0x8000_0000);
+        assert_eq!(Action::Errno(38).ret(), 0x0005_0026);
+        assert_eq!(Action::Trace(7).ret(), 0x7ff0_0007);
+        assert_eq!(Action::Notify.ret(), 0x7fc0_0000);
+        assert_eq!(Action::Log.ret(), 0x7ffc_0000);
+
+        let t = translated(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 12}));
+        assert_eq!(t.default, Action::Errno(12));
+        let t = translated(json!({"defaultAction": "SCMP_ACT_TRACE", "defaultErrnoRet": 3}));
+        assert_eq!(t.default, Action::Trace(3));
+        let t = translated(json!({"defaultAction": "SCMP_ACT_TRACE"}));
+        assert_eq!(t.default, Action::Trace(1));
+        // defaultErrnoRet means nothing for other actions.
+        let t = translated(json!({"defaultAction": "SCMP_ACT_KILL", "defaultErrnoRet": 3}));
+        assert_eq!(t.default, Action::KillThread);
+    }
+
+    #[test]
+    fn seccomp_arg_grouping_follows_runc() {
+        let t = translated(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [
+                    {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                    {"index": 1, "value": 2, "op": "SCMP_CMP_NE"}]},
+                {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [
+                    {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                    {"index": 0, "value": 5, "op": "SCMP_CMP_EQ"},
+                    {"index": 2, "value": 0xff, "valueTwo": 3, "op": "SCMP_CMP_MASKED_EQ"}]},
+                {"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}
+            ]
+        }));
+        let c = |index, op, value| Cond { index, op, value };
+        // Distinct indexes: one rule, AND.
+        assert_eq!(
+            t.entries[0].alternatives,
+            vec![vec![c(0, Op::Eq, 1), c(1, Op::Ne, 2)]]
+        );
+        // A repeated index: every arg is its own rule, OR (the index-2 arg too, as runc).
+        assert_eq!(
+            t.entries[1].alternatives,
+            vec![
+                vec![c(0, Op::Eq, 1)],
+                vec![c(0, Op::Eq, 5)],
+                vec![c(2, Op::MaskedEq(0xff), 3)]
+            ]
+        );
+        assert_eq!(t.entries[2].alternatives, vec![Vec::<Cond>::new()]);
+
+        // And the BPF agrees.
+        let p = compile(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 10, "args": [
+                    {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                    {"index": 1, "value": 2, "op": "SCMP_CMP_NE"}]},
+                {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 11, "args": [
+                    {"index": 1, "value": 1, "op": "SCMP_CMP_EQ"},
+                    {"index": 1, "value": 5, "op": "SCMP_CMP_EQ"}]}
+            ]
+        }))
+        .unwrap();
+        let r = |name, a0, a1| run_stack(&p, &call(Abi::X86_64, name, [a0, a1, 0, 0, 0, 0]));
+        assert_eq!(r("personality", 1, 3), errno(10));
+        assert_eq!(r("personality", 1, 2), ALLOW);
+        assert_eq!(r("personality", 0, 3), ALLOW);
+        assert_eq!(r("getcwd", 0, 1), errno(11));
+        assert_eq!(r("getcwd", 0, 5), errno(11));
+        assert_eq!(r("getcwd", 0, 4), ALLOW);
+    }
+
+    #[test]
+    fn seccomp_unknown_names_are_ignored_and_reported() {
+        let v = json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["getpid", "no_such_syscall", "socketcall", "set_tls"],
+                          "action": "SCMP_ACT_ALLOW"}]
+        });
+        let p = compile(v.clone()).unwrap();
+        // socketcall exists on i386 only, set_tls on arm only: with x86_64 alone, ignored.
+        assert_eq!(
+            p.ignored_syscalls(),
+            ["no_such_syscall", "socketcall", "set_tls"]
+        );
+        assert_eq!(run_stack(&p, &call(Abi::X86_64, "getpid", [0; 6])), ALLOW);
+        assert_eq!(
+            run_stack(&p, &call(Abi::X86_64, "getppid", [0; 6])),
+            errno(1)
+        );
+
+        let mut with_x86 = v.clone();
+        with_x86["architectures"] = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
+        let p = compile(with_x86).unwrap();
+        assert_eq!(p.ignored_syscalls(), ["no_such_syscall", "set_tls"]);
+        assert_eq!(run_stack(&p, &call(Abi::I386, "socketcall", [0; 6])), ALLOW);
+
+        let p = SeccompProgram::compile_for(&spec(v), Host::Aarch64).unwrap();
+        assert_eq!(
+            p.ignored_syscalls(),
+            ["no_such_syscall", "socketcall", "set_tls"]
+        );
+    }
+
+    #[test]
+    fn seccomp_bad_fields_are_named() {
+        let err = |v: serde_json::Value| format!("{:#}", compile(v).unwrap_err());
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["getpid"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "args": [
+                {"index": 1, "value": 0, "op": "SCMP_CMP_EQ"},
+                {"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}]}));
+        assert!(
+            e.contains("linux.seccomp.syscalls[1].args[1].index: 6"),
+            "{e}"
+        );
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]}));
+        assert!(e.contains("linux.seccomp.syscalls[0].errnoRet"), "{e}");
+        let e = err(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 65536}));
+        assert!(e.contains("linux.seccomp.defaultErrnoRet"), "{e}");
+        let e = err(json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/x"}));
+        assert!(e.contains("linux.seccomp.defaultAction"), "{e}");
+        let e = err(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x", "syscalls": [
+            {"names": ["read", "write"], "action": "SCMP_ACT_NOTIFY"}]}),
+        );
+        assert!(
+            e.contains(
+                "linux.seccomp.syscalls[0]: SCMP_ACT_NOTIFY cannot be used for the write syscall"
+            ),
+            "{e}"
+        );
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"}]}));
+        assert!(e.contains("linux.seccomp.listenerPath"), "{e}");
+        let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["getpid", ""], "action": "SCMP_ACT_ERRNO"}]}));
+        assert!(e.contains("linux.seccomp.syscalls[0].names[1]"), "{e}");
+        // Unknown names of actions/ops/arches are refused by the config parser already.
+        let bad: Result<LinuxSeccomp, _> =
+            serde_json::from_value(json!({"defaultAction": "SCMP_ACT_FOO"}));
+        assert!(bad.is_err());
+        // An architecture foreign to this host is valid, and inert.
+        let p = compile(json!({"defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_S390X", "SCMP_ARCH_AARCH64"]}))
+        .unwrap();
+        assert_eq!(p.filter_count(), 1);
+    }
+
+    #[test]
+    fn seccomp_filter_count_and_skipped_rules() {
+        let count = |v: serde_json::Value| compile(v).unwrap().filter_count();
+        // Nothing to filter.
+        assert_eq!(count(json!({"defaultAction": "SCMP_ACT_ALLOW"})), 0);
+        assert_eq!(
+            count(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]})),
+            0
+        );
+        // Only unknown names.
+        assert_eq!(
+            count(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["nope"], "action": "SCMP_ACT_KILL"}]})),
+            0
+        );
+        // A denylist: one filter for the action, no base.
+        assert_eq!(
+            count(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]})),
+            1
+        );
+        // An allowlist: the base only.
+        assert_eq!(
+            count(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["getpid", "read"], "action": "SCMP_ACT_ALLOW"}]})),
+            1
+        );
+        // Same action with the same errno as the default: skipped (as runc); a different errno
+        // is a different action.
+        let v = json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 5, "syscalls": [
+            {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5},
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+            {"names": ["reboot"], "action": "SCMP_ACT_KILL_PROCESS"},
+            {"names": ["uname"], "action": "SCMP_ACT_LOG"}]});
+        let p = compile(v).unwrap();
+        assert_eq!(p.filter_count(), 4, "{:?}", p.filters);
+        let r = |name| run_stack(&p, &call(Abi::X86_64, name, [0; 6]));
+        assert_eq!(r("getpid"), ALLOW);
+        assert_eq!(r("getcwd"), errno(5));
+        assert_eq!(r("getppid"), errno(5));
+        assert_eq!(r("clone3"), errno(38));
+        assert_eq!(r("reboot"), libc::SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(r("uname"), libc::SECCOMP_RET_LOG);
+    }
+
+    #[test]
+    fn seccomp_architectures_and_x32() {
+        let v = |arches: serde_json::Value| {
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": arches, "syscalls": [
+                {"names": ["getcwd", "rt_sigaction"], "action": "SCMP_ACT_ERRNO", "errnoRet": 44}]})
+        };
+        let x32 = |nr: u32| SeccompData {
+            nr: nr as i32,
+            arch: AUDIT_ARCH_X86_64,
+            ..Default::default()
+        };
+        let i386 = |name| call(Abi::I386, name, [0; 6]);
+
+        // Native only: x32 and i386 calls hit the bad-arch action.
+        let p = compile(v(json!([]))).unwrap();
+        assert_eq!(
+            run_stack(&p, &call(Abi::X86_64, "getcwd", [0; 6])),
+            errno(44)
+        );
+        assert_eq!(run_stack(&p, &x32(79 | X32_SYSCALL_BIT)), RET_BAD_ARCH);
+        assert_eq!(run_stack(&p, &x32(39 | X32_SYSCALL_BIT)), RET_BAD_ARCH);
+        assert_eq!(run_stack(&p, &i386("getcwd")), RET_BAD_ARCH);
+        assert_eq!(run_stack(&p, &i386("getpid")), RET_BAD_ARCH);
+        // Arches that cannot run here.
+        let arm = SeccompData {
+            arch: AUDIT_ARCH_ARM,
+            ..Default::default()
+        };
+        assert_eq!(run_stack(&p, &arm), RET_BAD_ARCH);
+
+        // x32 listed: its own numbers, including the x32-specific ones.
+        let p = compile(v(json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"]))).unwrap();
+        assert_eq!(run_stack(&p, &x32(79 | X32_SYSCALL_BIT)), errno(44));
+        assert_eq!(run_stack(&p, &x32(512 | X32_SYSCALL_BIT)), errno(44));
+        assert_eq!(run_stack(&p, &x32(13 | X32_SYSCALL_BIT)), errno(44));
+        assert_eq!(run_stack(&p, &x32(39 | X32_SYSCALL_BIT)), ALLOW);
+        assert_eq!(run_stack(&p, &i386("getcwd")), RET_BAD_ARCH);
+        // A native number never matches an x32 rule and the reverse.
+        assert_eq!(run_stack(&p, &call(Abi::X86_64, "getpid", [0; 6])), ALLOW);
+        assert_eq!(run_stack(&p, &x32(512)), ALLOW);
+
+        // i386 listed: i386 numbers (getcwd is 183 there, 79 on x86_64).
+        let p = compile(v(json!(["SCMP_ARCH_X86"]))).unwrap();
+        assert_eq!(run_stack(&p, &i386("getcwd")), errno(44));
+        assert_eq!(
+            run_stack(
+                &p,
+                &SeccompData {
+                    nr: 79,
+                    arch: AUDIT_ARCH_I386,
+                    ..Default::default()
+                }
+            ),
+            ALLOW
+        );
+        assert_eq!(run_stack(&p, &x32(79 | X32_SYSCALL_BIT)), RET_BAD_ARCH);
+        assert_eq!(
+            run_stack(&p, &call(Abi::X86_64, "getcwd", [0; 6])),
+            errno(44)
+        );
+    }
+
+    #[test]
+    fn seccomp_enosys_stub_follows_runc() {
+        let v = |arches: serde_json::Value, default_errno: Option<u32>| {
+            let mut v = json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": arches,
+                "syscalls": [{"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"}]});
+            if let Some(e) = default_errno {
+                v["defaultErrnoRet"] = json!(e);
+            }
+            v
+        };
+        let nr = |n: u32| SeccompData {
+            nr: n as i32,
+            arch: AUDIT_ARCH_X86_64,
+            ..Default::default()
+        };
+        // Listed: above exit_group (231) -> ENOSYS, below -> the default.
+        let p = compile(v(json!(["SCMP_ARCH_X86_64"]), None)).unwrap();
+        assert_eq!(run_stack(&p, &nr(435)), errno(38));
+        assert_eq!(run_stack(&p, &nr(39)), errno(1));
+        assert_eq!(run_stack(&p, &nr(231)), ALLOW);
+        // No architectures: runc's stub has nothing to work on.
+        let p = compile(v(json!([]), None)).unwrap();
+        assert_eq!(run_stack(&p, &nr(435)), errno(1));
+        // Permissive default or default ENOSYS: no stub.
+        let p = compile(v(json!(["SCMP_ARCH_X86_64"]), Some(38))).unwrap();
+        assert_eq!(run_stack(&p, &nr(435)), errno(38));
+        assert_eq!(run_stack(&p, &nr(39)), errno(38));
+    }
+
+    #[test]
+    fn seccomp_masked_eq_is_not_masked_on_the_value_side() {
+        // libseccomp: (arg & 0xf0) == 0x0f can never hold.
+        let p = compile(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [
+                {"index": 0, "value": 240, "valueTwo": 15, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "args": [
+                {"index": 0, "value": 240, "valueTwo": 16, "op": "SCMP_CMP_MASKED_EQ"}]}]}))
+        .unwrap();
+        for a in [0u64, 0x0f, 0xff, 0xf0] {
+            assert_eq!(
+                run_stack(&p, &call(Abi::X86_64, "personality", [a, 0, 0, 0, 0, 0])),
+                ALLOW
+            );
+        }
+        assert_eq!(
+            run_stack(&p, &call(Abi::X86_64, "getpid", [0x1f, 0, 0, 0, 0, 0])),
+            errno(1)
+        );
+        assert_eq!(
+            run_stack(&p, &call(Abi::X86_64, "getpid", [0x2f, 0, 0, 0, 0, 0])),
+            ALLOW
+        );
+    }
+
+    #[test]
+    fn seccomp_notify_placeholder_is_patched() {
+        let p = compile(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x",
+            "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"},
+                         {"names": ["getcwd"], "action": "SCMP_ACT_TRACE", "errnoRet": 0xC0DE}]}),
+        )
+        .unwrap();
+        assert!(p.uses_notify());
+        assert_eq!(p.filter_count(), 2);
+        assert_eq!(
+            run_stack(&p, &call(Abi::X86_64, "getppid", [0; 6])),
+            libc::SECCOMP_RET_USER_NOTIF
+        );
+        // A real TRACE with the placeholder's data is left alone (it's in another filter).
+        assert_eq!(
+            run_stack(&p, &call(Abi::X86_64, "getcwd", [0; 6])),
+            libc::SECCOMP_RET_TRACE | 0xC0DE
+        );
+        let notify: Vec<bool> = p.filters.iter().map(|f| f.notify).collect();
+        assert_eq!(notify.iter().filter(|n| **n).count(), 1);
+        for f in &p.filters {
+            let placeholder = f
+                .code
+                .iter()
+                .any(|i| i.code == BPF_RET_K && i.k == (libc::SECCOMP_RET_TRACE | 0xC0DE));
+            assert_eq!(placeholder, !f.notify);
+        }
+        assert!(!compile(json!({"defaultAction": "SCMP_ACT_ERRNO"}))
+            .unwrap()
+            .uses_notify());
+    }
+
+    /// Reference semantics of a profile, straight from the spec (and runc), without BPF: the
+    /// set of acceptable filter results (several when rules of equally strict actions overlap).
+    fn reference(t: &Translated, has_filters: bool, d: &SeccompData) -> Vec<u32> {
+        if !has_filters {
+            return vec![ALLOW];
+        }
+        let nr = d.nr as u32;
+        let abi = t.host.abis().iter().copied().find(|a| {
+            a.audit_arch() == d.arch
+                && match a {
+                    Abi::X86_64 => nr & X32_SYSCALL_BIT == 0 && nr < 0x8000_0000,
+                    Abi::X32 => nr >= X32_SYSCALL_BIT,
+                    _ => true,
+                }
+        });
+        let Some(abi) = abi.filter(|a| t.active.contains(a)) else {
+            return vec![RET_BAD_ARCH];
+        };
+        let holds = |c: &Cond| {
+            let (arg, value, mask) = match abi.arg_len() {
+                SeccompCmpArgLen::Dword => (
+                    d.args[c.index as usize] & 0xffff_ffff,
+                    c.value & 0xffff_ffff,
+                    match c.op {
+                        Op::MaskedEq(m) => m & 0xffff_ffff,
+                        _ => 0,
+                    },
+                ),
+                SeccompCmpArgLen::Qword => (
+                    d.args[c.index as usize],
+                    c.value,
+                    match c.op {
+                        Op::MaskedEq(m) => m,
+                        _ => 0,
+                    },
+                ),
+            };
+            match c.op {
+                Op::Ne => arg != value,
+                Op::Lt => arg < value,
+                Op::Le => arg <= value,
+                Op::Eq => arg == value,
+                Op::Ge => arg >= value,
+                Op::Gt => arg > value,
+                Op::MaskedEq(_) => arg & mask == value,
+            }
+        };
+        let mut matched: Vec<u32> = Vec::new();
+        for e in &t.entries {
+            if e.action == t.default {
+                continue;
+            }
+            let named = e.names.iter().any(|n| abi.numbers(n).contains(&nr));
+            if named && e.alternatives.iter().any(|alt| alt.iter().all(holds)) {
+                matched.push(e.action.ret());
+            }
+        }
+        if matched.is_empty() {
+            let max = t.max_syscall(abi);
+            if t.enosys_stub && t.listed.contains(&abi) && max.is_some_and(|m| nr > m) {
+                return vec![errno(38)];
+            }
+            return vec![t.default.ret()];
+        }
+        let rank = |r: u32| (r & libc::SECCOMP_RET_ACTION_FULL) as i32;
+        let best = matched.iter().map(|r| rank(*r)).min().unwrap();
+        matched.retain(|r| rank(*r) == best);
+        matched
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+            &v[self.below(v.len())]
+        }
+    }
+
+    const NAMES: &[&str] = &[
+        "read",
+        "write",
+        "getpid",
+        "personality",
+        "getcwd",
+        "socket",
+        "socketcall",
+        "_llseek",
+        "ioctl",
+        "rt_sigaction",
+        "clone3",
+        "no_such_call",
+        "seccomp",
+        "set_tls",
+        "openat",
+        "mmap2",
+        "fstatat64",
+        "newfstatat",
+        "exit_group",
+    ];
+    const VALUES: &[u64] = &[
+        0,
+        1,
+        2,
+        0xff00,
+        0x7fff_ffff,
+        0xffff_ffff,
+        0x1_0000_0000,
+        0x1_0000_0002,
+        u64::MAX,
+    ];
+
+    fn random_profile(rng: &mut Rng) -> serde_json::Value {
+        let actions = [
+            "SCMP_ACT_ALLOW",
+            "SCMP_ACT_ERRNO",
+            "SCMP_ACT_KILL",
+            "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_TRAP",
+            "SCMP_ACT_TRACE",
+            "SCMP_ACT_LOG",
+            "SCMP_ACT_NOTIFY",
+            "SCMP_ACT_KILL_THREAD",
+        ];
+        let ops = [
+            "SCMP_CMP_NE",
+            "SCMP_CMP_LT",
+            "SCMP_CMP_LE",
+            "SCMP_CMP_EQ",
+            "SCMP_CMP_GE",
+            "SCMP_CMP_GT",
+            "SCMP_CMP_MASKED_EQ",
+        ];
+        let errnos = [None, Some(1), Some(38), Some(77)];
+        let arches = [
+            "SCMP_ARCH_X86_64",
+            "SCMP_ARCH_X86",
+            "SCMP_ARCH_X32",
+            "SCMP_ARCH_AARCH64",
+            "SCMP_ARCH_ARM",
+            "SCMP_ARCH_MIPS",
+            "SCMP_ARCH_NATIVE",
+        ];
+        let mut syscalls = Vec::new();
+        for _ in 0..rng.below(8) {
+            let mut names = Vec::new();
+            for _ in 0..1 + rng.below(3) {
+                names.push(*rng.pick(NAMES));
+            }
+            let mut action = *rng.pick(&actions);
+            if action == "SCMP_ACT_NOTIFY" && names.contains(&"write") {
+                action = "SCMP_ACT_ERRNO";
+            }
+            let mut args = Vec::new();
+            for _ in 0..rng.below(4) {
+                args.push(json!({
+                    "index": rng.below(3),
+                    "value": *rng.pick(VALUES),
+                    "valueTwo": *rng.pick(VALUES),
+                    "op": *rng.pick(&ops),
+                }));
+            }
+            let mut s = json!({"names": names, "action": action, "args": args});
+            if let Some(e) = rng.pick(&errnos) {
+                s["errnoRet"] = json!(e);
+            }
+            syscalls.push(s);
+        }
+        let mut default = *rng.pick(&actions);
+        if default == "SCMP_ACT_NOTIFY" {
+            default = "SCMP_ACT_ERRNO";
+        }
+        let mut listed = Vec::new();
+        for _ in 0..rng.below(4) {
+            listed.push(*rng.pick(&arches));
+        }
+        let mut v = json!({"defaultAction": default, "architectures": listed,
+            "syscalls": syscalls, "listenerPath": "/run/agent"});
+        if let Some(e) = rng.pick(&errnos) {
+            v["defaultErrnoRet"] = json!(e);
+        }
+        v
+    }
+
+    fn check_equivalence(host: Host, seed: u64, profiles: usize) {
+        let mut rng = Rng(seed);
+        let mut checked = 0usize;
+        for _ in 0..profiles {
+            let v = random_profile(&mut rng);
+            let s = spec(v.clone());
+            let t = translate(&s, host).unwrap();
+            let p = SeccompProgram::compile_for(&s, host).unwrap();
+            if p.filters.is_empty() {
+                assert_eq!(t.default, Action::Allow, "{v}");
+            }
+            let mut calls = Vec::new();
+            for abi in host.abis() {
+                let mut nrs: Vec<u32> = NAMES.iter().flat_map(|n| abi.numbers(n)).collect();
+                nrs.extend([0, 1, 600, 5000, u32::MAX]);
+                if *abi == Abi::X32 {
+                    nrs.extend([X32_SYSCALL_BIT, X32_SYSCALL_BIT | 5000]);
+                }
+                for nr in nrs {
+                    for _ in 0..3 {
+                        let mut args = [0u64; 6];
+                        for a in args.iter_mut().take(3) {
+                            *a = *rng.pick(VALUES);
+                        }
+                        calls.push(SeccompData {
+                            nr: nr as i32,
+                            arch: abi.audit_arch(),
+                            instruction_pointer: 0,
+                            args,
+                        });
+                    }
+                }
+            }
+            for arch in [
+                AUDIT_ARCH_ARM,
+                AUDIT_ARCH_I386,
+                AUDIT_ARCH_X86_64,
+                0x8000_0016,
+            ] {
+                calls.push(SeccompData {
+                    nr: 3,
+                    arch,
+                    ..Default::default()
+                });
+            }
+            for d in &calls {
+                let want = reference(&t, !p.filters.is_empty(), d);
+                let got = run_stack(&p, d);
+                assert!(
+                    want.contains(&got),
+                    "profile {v}\ncall {d:?}\nwant one of {want:x?}, got {got:#x}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > profiles * 50);
+    }
+
+    #[test]
+    fn seccomp_stacked_filters_match_reference_semantics_x86_64() {
+        check_equivalence(Host::X86_64, 0x9E37_79B9_7F4A_7C15, 400);
+    }
+
+    #[test]
+    fn seccomp_stacked_filters_match_reference_semantics_aarch64() {
+        check_equivalence(Host::Aarch64, 0xDEAD_BEEF_1234_5678, 200);
+    }
+
+    /// Cross-checks the syscall tables against the kernel headers of this machine.
+    #[test]
+    fn seccomp_syscall_tables_match_kernel_headers() {
+        let parse = |path: &str, x32: bool| -> Vec<(String, u32)> {
+            let text = std::fs::read_to_string(path)
+                .unwrap_or_else(|e| panic!("{path}: {e} (install linux-libc-dev)"));
+            let mut out = Vec::new();
+            for line in text.lines() {
+                let mut w = line.split_whitespace();
+                if w.next() != Some("#define") {
+                    continue;
+                }
+                let (Some(name), Some(rest)) = (w.next(), w.next()) else {
+                    continue;
+                };
+                let Some(name) = name.strip_prefix("__NR_") else {
+                    continue;
+                };
+                let nr = if x32 {
+                    if rest != "(__X32_SYSCALL_BIT" || w.next() != Some("+") {
+                        continue;
+                    }
+                    let n = w.next().unwrap_or("").trim_end_matches(')');
+                    n.parse::<u32>().ok().map(|n| n | X32_SYSCALL_BIT)
+                } else {
+                    rest.parse::<u32>().ok()
+                };
+                if let Some(nr) = nr {
+                    out.push((name.to_string(), nr));
+                }
+            }
+            assert!(out.len() > 300, "{path}: parsed only {}", out.len());
+            out
+        };
+        let dir = "/usr/include/x86_64-linux-gnu/asm";
+        for (file, abi, x32) in [
+            ("unistd_64.h", Abi::X86_64, false),
+            ("unistd_32.h", Abi::I386, false),
+            ("unistd_x32.h", Abi::X32, true),
+        ] {
+            for (name, nr) in parse(&format!("{dir}/{file}"), x32) {
+                if name == "break" {
+                    // An i386 syscall that was never implemented; the table lacks it.
+                    continue;
+                }
+                assert!(
+                    abi.numbers(&name).contains(&nr),
+                    "{file}: {name} = {nr:#x}, berth has {:x?}",
+                    abi.numbers(&name)
+                );
+            }
+        }
+    }
+
+    /// A Docker-like allowlist, generated: every x86_64 and i386 syscall except a deny set,
+    /// with argument rules for personality, clone, socket and clone3.
+    fn big_profile() -> serde_json::Value {
+        const DENY: &[&str] = &[
+            "acct",
+            "add_key",
+            "bpf",
+            "clock_adjtime",
+            "clock_settime",
+            "clone",
+            "clone3",
+            "create_module",
+            "delete_module",
+            "finit_module",
+            "fsconfig",
+            "fsmount",
+            "fsopen",
+            "fspick",
+            "get_kernel_syms",
+            "get_mempolicy",
+            "init_module",
+            "ioperm",
+            "iopl",
+            "kcmp",
+            "kexec_file_load",
+            "kexec_load",
+            "keyctl",
+            "lookup_dcookie",
+            "mbind",
+            "mount",
+            "mount_setattr",
+            "move_mount",
+            "move_pages",
+            "name_to_handle_at",
+            "nfsservctl",
+            "open_by_handle_at",
+            "open_tree",
+            "perf_event_open",
+            "personality",
+            "pivot_root",
+            "process_vm_readv",
+            "process_vm_writev",
+            "ptrace",
+            "query_module",
+            "quotactl",
+            "quotactl_fd",
+            "reboot",
+            "request_key",
+            "set_mempolicy",
+            "setns",
+            "settimeofday",
+            "socket",
+            "stime",
+            "swapoff",
+            "swapon",
+            "sysfs",
+            "_sysctl",
+            "umount",
+            "umount2",
+            "unshare",
+            "uselib",
+            "userfaultfd",
+            "ustat",
+            "vhangup",
+            "vm86",
+            "vm86old",
+            "syslog",
+            "lsm_set_self_attr",
+        ];
+        let mut names: Vec<String> = syscalls::x86_64::Sysno::iter()
+            .map(|s| s.name().to_string())
+            .chain(syscalls::x86::Sysno::iter().map(|s| s.name().to_string()))
+            .filter(|n| !DENY.contains(&n.as_str()))
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut syscalls = vec![json!({"names": names, "action": "SCMP_ACT_ALLOW"})];
+        for persona in [0u64, 8, 0x20000, 0x20008, 0xffff_ffff] {
+            syscalls.push(json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": persona, "op": "SCMP_CMP_EQ"}]}));
+        }
+        // clone without namespace flags (the clone flags argument is arg0 on x86).
+        syscalls.push(json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": 0x7E02_0000u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}));
+        syscalls.push(json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]}));
+        syscalls.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}));
+        json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 1,
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": syscalls,
+        })
+    }
+
+    #[test]
+    fn seccomp_big_profile_fits_the_kernel_limits() {
+        let v = big_profile();
+        let names = v["syscalls"][0]["names"].as_array().unwrap().len();
+        assert!(names > 300, "{names}");
+        let p = compile(v.clone()).unwrap();
+        let counts = p.instruction_counts();
+        assert!(p.filter_count() <= 4, "{counts:?}");
+        assert!(counts.iter().all(|&c| c <= MAX_FILTER_LEN), "{counts:?}");
+        let r = |name, a0| run_stack(&p, &call(Abi::X86_64, name, [a0, 0, 0, 0, 0, 0]));
+        assert_eq!(r("read", 0), ALLOW);
+        assert_eq!(r("mount", 0), errno(1));
+        assert_eq!(r("personality", 8), ALLOW);
+        assert_eq!(r("personality", 9), errno(1));
+        assert_eq!(r("clone", 0x11), ALLOW);
+        assert_eq!(r("clone", 0x2000_0000), errno(1));
+        assert_eq!(r("socket", 1), ALLOW);
+        assert_eq!(r("socket", 40), errno(1));
+        assert_eq!(r("clone3", 0), errno(38));
+        let i = |name| run_stack(&p, &call(Abi::I386, name, [0; 6]));
+        assert_eq!(i("socketcall"), ALLOW);
+        assert_eq!(i("mount"), errno(1));
+        // Executed instructions per syscall stay small thanks to the binary search.
+        let steps = |d: &SeccompData| -> usize {
+            p.filters
+                .iter()
+                .map(|f| bpf_exec(&f.code, d).unwrap().1)
+                .sum()
+        };
+        let worst = [
+            "read",
+            "write",
+            "futex",
+            "epoll_pwait2",
+            "mount",
+            "personality",
+        ]
+        .iter()
+        .map(|n| steps(&call(Abi::X86_64, n, [0; 6])))
+        .max()
+        .unwrap();
+        assert!(worst < 120, "{worst} instructions for one syscall");
+    }
+
+    #[test]
+    fn seccomp_install_order_avoids_denying_later_installs() {
+        // seccomp(2) is denied by the ERRNO(50) filter: it must be installed last.
+        let p = compile(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["seccomp"], "action": "SCMP_ACT_ERRNO", "errnoRet": 50},
+            {"names": ["getcwd"], "action": "SCMP_ACT_KILL_PROCESS"},
+            {"names": ["uname"], "action": "SCMP_ACT_LOG"}]}))
+        .unwrap();
+        let calls: Vec<SeccompData> = (0..p.filter_count())
+            .map(|i| SeccompData {
+                nr: 317,
+                arch: AUDIT_ARCH_X86_64,
+                instruction_pointer: 0,
+                args: [1, 0, 0x1000 + i as u64, 0, 0, 0],
+            })
+            .collect();
+        let order = p.install_order(&calls).unwrap();
+        let last = order.last().copied().unwrap();
+        assert!(
+            p.filters[last].label.contains("Errno(50)"),
+            "{order:?} {:?}",
+            p.filters
+        );
+
+        // Denied by two filters: cannot be installed.
+        let p = compile(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["seccomp"], "action": "SCMP_ACT_KILL_PROCESS",
+             "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 3}]}))
+        .unwrap();
+        let calls: Vec<SeccompData> = (0..p.filter_count())
+            .map(|_| SeccompData {
+                nr: 317,
+                arch: AUDIT_ARCH_X86_64,
+                instruction_pointer: 0,
+                args: [1, 0, 0x1000, 0, 0, 0],
+            })
+            .collect();
+        // Base allows seccomp (it matches a rule), KILL filter denies it, ERRNO(3) allows it.
+        assert!(p.install_order(&calls).is_ok());
+        let p = compile(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["seccomp"], "action": "SCMP_ACT_KILL_PROCESS",
+             "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["seccomp"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]}]}))
+        .unwrap();
+        let err = p.install_order(&calls).unwrap_err().to_string();
+        assert!(err.contains("more than one"), "{err}");
     }
 }
