@@ -1305,6 +1305,12 @@ mod tests {
         }
     }
 
+    #[test]
+    fn seccomp_program_is_clone_debug_send() {
+        fn check<T: Clone + std::fmt::Debug + Send + Sync>() {}
+        check::<SeccompProgram>();
+    }
+
     // ---- translation --------------------------------------------------------------------
 
     #[test]
