@@ -58,6 +58,10 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
             systemd_cgroup: o.systemd_cgroup,
         },
     )?;
+    // An init that shares its pid namespace with other processes must not expose the berth binary.
+    if !plan.namespaces.is_new(Kind::Pid) {
+        crate::sealed_exe::ensure()?;
+    }
     match (&o.console, plan.process.terminal) {
         (Console::None, true) => bail!(
             "process.terminal is true: a --console-socket is required to receive the terminal"

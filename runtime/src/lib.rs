@@ -22,6 +22,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod sealed_exe;
 pub mod seccomp;
 pub mod state;
 pub mod sync;
