@@ -32,7 +32,7 @@ make_rootfs() {
 	while read -r applet; do
 		[ -n "$applet" ] || continue
 		[ "$applet" = "bin/busybox" ] && continue
-		mkdir -p "$dir/$(dirname "$applet")"
+		[ -d "$dir/${applet%/*}" ] || mkdir -p "$dir/${applet%/*}"
 		ln -sfn /bin/busybox "$dir/$applet"
 	done < <("$bb" --list-full | sort)
 	printf '%s\n' \

@@ -385,6 +385,12 @@ impl Containerd {
             .args(args)
     }
 
+    /// `ctr task exec` with IO FIFOs in the scratch area (else ctr makes them in /run/containerd/fifo);
+    /// `extra` goes before the container id (e.g. --exec-id X, -t).
+    pub fn ctr_exec(&self, extra: &[&str], id: &str, args: &[&str]) -> Cmd {
+        self.ctr(CTR_NAMESPACE).args(["task", "exec", "--fifo-dir"]).arg(&self.layout.fifo).args(extra).arg(id).args(args)
+    }
+
     /// Where the runtime under test keeps containers of namespace `ns` (for `RUNTIME --root X state`).
     pub fn runtime_root(&self, ns: &str) -> PathBuf {
         self.shim.root_for_namespace(ns).unwrap_or_else(|| PathBuf::from("/run/containerd/runc").join(ns))

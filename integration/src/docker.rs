@@ -126,10 +126,16 @@ impl Docker {
         format!("dockerd log:\n{}", lines[lines.len().saturating_sub(30)..].join("\n"))
     }
 
-    /// Where the runtime keeps this daemon's containers: dockerd gives a `path` runtime the root
-    /// EXEC-ROOT/runtime-NAME, and the runc shim appends the containerd namespace (moby).
+    /// Where the runtime keeps this daemon's containers. dockerd 20.10 makes EXEC-ROOT/runtime-NAME for a
+    /// `path` runtime but passes the shim Root = EXEC-ROOT/runtime-runc whatever the name (the default
+    /// runtime's), and the runc shim appends the containerd namespace (moby).
     pub fn runtime_root(&self) -> PathBuf {
-        self.dir.join("exec").join(format!("runtime-{}", self.runtime_name)).join("moby")
+        self.dir.join("exec/runtime-runc/moby")
+    }
+
+    /// The shim's bundle directory of container `id` (config.json, options.json with BinaryName).
+    pub fn task_dir(&self, id: &str) -> PathBuf {
+        self.dir.join("exec/containerd/daemon/io.containerd.runtime.v2.task/moby").join(id)
     }
 
     pub fn cgroup_parent(&self) -> String {

@@ -242,6 +242,7 @@ const OUTSIDE_PATHS: &[&str] = &[
     "/run/libpod",
     "/run/containers",
     "/run/containers/storage",
+    "/run/containers/networks",
     "/var/lib/docker",
     "/etc/docker",
     "/run/netns",

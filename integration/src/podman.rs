@@ -29,7 +29,7 @@ impl Podman {
         let podman = which("podman")?;
         let scratch = Scratch::new("podman")?;
         let d = scratch.path().to_path_buf();
-        for sub in ["storage", "run", "tmp", "networks", "rt"] {
+        for sub in ["storage", "run", "tmp", "networks"] {
             fs::create_dir_all(d.join(sub))?;
         }
         let conf = format!(
@@ -68,15 +68,14 @@ network_config_dir = "{d}/networks"
             .env("CONTAINERS_REGISTRIES_CONF", self.dir.join("registries.conf").display().to_string())
             .arg("--runtime")
             .arg(&self.runtime.path)
-            .arg("--runtime-flag")
-            .arg(format!("root={}", self.runtime_root().display()))
             .args(args)
     }
 
-    /// The runtime's state root (`--runtime-flag root=...`, else podman leaves it at the runtime's default,
-    /// /run/runc for runc).
+    /// The runtime's state root: podman leaves it at the runtime's default (/run/runc for runc).
+    /// `--runtime-flag root=DIR` would move it, but conmon's exit command (`podman container cleanup`)
+    /// does not carry runtime flags and would look in the default root anyway.
     pub fn runtime_root(&self) -> PathBuf {
-        self.dir.join("rt")
+        self.runtime.default_root()
     }
 
     /// The cgroup parent for containers of this instance.

@@ -24,6 +24,12 @@ impl Runtime {
         Ok(Runtime { path, name })
     }
 
+    /// The state root the runtime uses without --root: $INTEG_RUNTIME_ROOT, else /run/NAME (runc's
+    /// default for root is /run/runc).
+    pub fn default_root(&self) -> PathBuf {
+        std::env::var_os("INTEG_RUNTIME_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run").join(&self.name))
+    }
+
     /// `RUNTIME --root ROOT state ID` as JSON: proof that this runtime (not some default) holds the
     /// container, since a runc-compatible runtime only knows containers it created under that root.
     pub fn state(&self, root: &Path, id: &str) -> Result<serde_json::Value> {

@@ -73,14 +73,14 @@ fn detached_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
     ensure!(st["pid"].as_i64() == Some(pid as i64), "runtime pid {} != ctr pid {pid}", st["pid"]);
 
     // exec: output and exit codes.
-    let out = c.ctr(CTR_NAMESPACE).args(["task", "exec", "--exec-id", "e1", id, "sh", "-c", "echo in-exec-$((6*7)); exit 4"]).run()?;
+    let out = c.ctr_exec(&["--exec-id", "e1"], id, &["sh", "-c", "echo in-exec-$((6*7)); exit 4"]).run()?;
     ensure!(out.code == 4 && out.stdout.contains("in-exec-42"), "exec: {out}");
-    let out = c.ctr(CTR_NAMESPACE).args(["task", "exec", "--exec-id", "e0", id, "true"]).run()?;
+    let out = c.ctr_exec(&["--exec-id", "e0"], id, &["true"]).run()?;
     ensure!(out.code == 0, "exec true: {out}");
-    let out = c.ctr(CTR_NAMESPACE).args(["task", "exec", "--exec-id", "e9", id, "/no/such/binary"]).run()?;
+    let out = c.ctr_exec(&["--exec-id", "e9"], id, &["/no/such/binary"]).run()?;
     ensure!(out.code != 0, "exec of a missing binary succeeded: {out}");
     // exec -t on a pty.
-    interactive_shell(c.ctr(CTR_NAMESPACE).args(["task", "exec", "-t", "--exec-id", "e2", id, "sh"]), 6)?;
+    interactive_shell(c.ctr_exec(&["-t", "--exec-id", "e2"], id, &["sh"]), 6)?;
 
     // ps lists the init process and its children.
     let out = c.ctr(CTR_NAMESPACE).args(["task", "ps", id]).ok()?;
@@ -95,7 +95,7 @@ fn detached_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
     c.ctr(CTR_NAMESPACE).args(["task", "resume", id]).ok()?;
     wait_status(c, id, "RUNNING")?;
     ensure!(rt.status(&root, id)? == "running", "runtime does not say running after resume");
-    let out = c.ctr(CTR_NAMESPACE).args(["task", "exec", "--exec-id", "e3", id, "echo", "after-resume"]).ok()?;
+    let out = c.ctr_exec(&["--exec-id", "e3"], id, &["echo", "after-resume"]).ok()?;
     ensure!(out.stdout.contains("after-resume"), "exec after resume: {out}");
 
     // kill (SIGTERM, trapped: exit 0), delete.
@@ -118,9 +118,12 @@ fn kill_sigkill_exit_status(c: &Containerd, _rt: &Runtime) -> Result<()> {
     wait_status(c, id, "RUNNING")?;
     c.ctr(CTR_NAMESPACE).args(["task", "kill", "-s", "SIGKILL", id]).ok()?;
     wait_status(c, id, "STOPPED")?;
-    // ctr task delete exits with the task's exit status.
+    // ctr task delete reports the task's exit status (a warning in 1.6, not its own exit code).
     let out = c.ctr(CTR_NAMESPACE).args(["task", "delete", id]).run()?;
-    ensure!(out.code == 137, "expected exit status 137 from `ctr task delete` of a SIGKILLed task: {out}");
+    ensure!(
+        out.code == 137 || out.stderr.contains("exit code 137"),
+        "expected exit status 137 from `ctr task delete` of a SIGKILLed task: {out}"
+    );
     c.ctr(CTR_NAMESPACE).args(["containers", "delete", id]).ok()?;
     Ok(())
 }

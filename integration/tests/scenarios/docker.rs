@@ -55,6 +55,8 @@ fn service_lifecycle(d: &Docker, rt: &Runtime) -> Result<()> {
     ensure!(inspect(d, name, "{{.HostConfig.Runtime}}")? == d.runtime_name, "container not on the runtime under test");
     ensure!(inspect(d, name, "{{.State.Status}}")? == "running");
     let root = d.runtime_root();
+    let opts = fs::read_to_string(d.task_dir(&id).join("options.json")).context("the shim's options.json")?;
+    ensure!(opts.contains(&rt.path.display().to_string()), "the shim's options do not name the runtime under test: {opts}");
     ensure!(rt.status(&root, &id).context("the runtime under test does not hold the container")? == "running");
 
     eventually("docker logs to show ticks", Duration::from_secs(10), || {
@@ -155,3 +157,4 @@ fn limits(d: &Docker, _rt: &Runtime) -> Result<()> {
     d.cmd(&["rm", "-f", name]).ok()?;
     Ok(())
 }
+
