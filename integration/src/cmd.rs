@@ -151,9 +151,13 @@ impl Cmd {
     pub fn run(self) -> Result<Output> {
         let line = self.line();
         let mut c = self.command();
-        c.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = c.spawn().with_context(|| format!("spawning `{line}`"))?;
         if let Some(data) = self.stdin {
             let mut w = child.stdin.take().context("stdin pipe")?;
@@ -175,7 +179,10 @@ impl Cmd {
         });
         let deadline = Instant::now() + self.timeout;
         let status = loop {
-            if let Some(st) = child.try_wait().with_context(|| format!("waiting for `{line}`"))? {
+            if let Some(st) = child
+                .try_wait()
+                .with_context(|| format!("waiting for `{line}`"))?
+            {
                 break st;
             }
             if Instant::now() >= deadline {
@@ -225,7 +232,11 @@ pub fn exit_code(st: std::process::ExitStatus) -> i32 {
 }
 
 /// Polls `f` until it returns Some, failing with `what` after `limit`.
-pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+pub fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    mut f: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
     let deadline = Instant::now() + limit;
     let mut last_err = None;
     loop {
@@ -236,7 +247,9 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<Op
         }
         if Instant::now() >= deadline {
             match last_err {
-                Some(e) => return Err(e.context(format!("timed out after {limit:?} waiting for {what}"))),
+                Some(e) => {
+                    return Err(e.context(format!("timed out after {limit:?} waiting for {what}")))
+                }
                 None => bail!("timed out after {limit:?} waiting for {what}"),
             }
         }
@@ -248,19 +261,28 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<Op
 pub fn which(name: &str) -> Result<PathBuf> {
     if name.contains('/') {
         let p = PathBuf::from(name);
-        let p = if p.is_absolute() { p } else { std::env::current_dir()?.join(p) };
+        let p = if p.is_absolute() {
+            p
+        } else {
+            std::env::current_dir()?.join(p)
+        };
         if !p.is_file() {
             bail!("{} does not exist", p.display());
         }
         return Ok(p);
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     for dir in std::env::split_paths(&path) {
         let p = dir.join(name);
         if let Ok(md) = p.metadata() {
             use std::os::unix::fs::PermissionsExt;
             if md.is_file() && md.permissions().mode() & 0o111 != 0 {
-                return Ok(if p.is_absolute() { p } else { std::env::current_dir()?.join(p) });
+                return Ok(if p.is_absolute() {
+                    p
+                } else {
+                    std::env::current_dir()?.join(p)
+                });
             }
         }
     }

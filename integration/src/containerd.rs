@@ -58,19 +58,42 @@ impl Generation {
             .out()
             .split_whitespace()
             .nth(2)
-            .map(|s| s.trim_start_matches('v').split(['~', '+', '-']).next().unwrap_or(s).to_string())
-            .with_context(|| format!("parsing `{} --version`: {}", containerd.display(), v.out()))?;
+            .map(|s| {
+                s.trim_start_matches('v')
+                    .split(['~', '+', '-'])
+                    .next()
+                    .unwrap_or(s)
+                    .to_string()
+            })
+            .with_context(|| {
+                format!("parsing `{} --version`: {}", containerd.display(), v.out())
+            })?;
         let def = Cmd::new(&containerd).args(["config", "default"]).ok()?;
         let config_version = def
             .stdout
             .lines()
             .find_map(|l| {
                 let (k, v) = l.split_once('=')?;
-                (k.trim() == "version").then(|| v.trim().parse::<u32>().ok()).flatten()
+                (k.trim() == "version")
+                    .then(|| v.trim().parse::<u32>().ok())
+                    .flatten()
             })
-            .with_context(|| format!("no `version = N` in `{} config default`", containerd.display()))?;
-        let shim_socket_dir = def.stdout.contains("io.containerd.shim.v1.manager") && def.stdout.contains("socket_dir");
-        Ok(Generation { bin_dir: bin_dir.map(Path::to_path_buf), containerd, ctr, version, config_version, shim_socket_dir })
+            .with_context(|| {
+                format!(
+                    "no `version = N` in `{} config default`",
+                    containerd.display()
+                )
+            })?;
+        let shim_socket_dir = def.stdout.contains("io.containerd.shim.v1.manager")
+            && def.stdout.contains("socket_dir");
+        Ok(Generation {
+            bin_dir: bin_dir.map(Path::to_path_buf),
+            containerd,
+            ctr,
+            version,
+            config_version,
+            shim_socket_dir,
+        })
     }
 
     /// Debian's containerd, then the one in $CONTAINERD_BIN_DIR if set. Each entry is (label, result):
@@ -78,11 +101,21 @@ impl Generation {
     pub fn all() -> Vec<(String, Result<Generation>)> {
         let mut v = vec![];
         let sys = Generation::detect(None);
-        v.push((sys.as_ref().map(|g| g.label()).unwrap_or_else(|_| "containerd-system".into()), sys));
+        v.push((
+            sys.as_ref()
+                .map(|g| g.label())
+                .unwrap_or_else(|_| "containerd-system".into()),
+            sys,
+        ));
         if let Some(d) = std::env::var_os("CONTAINERD_BIN_DIR") {
             let d = PathBuf::from(d);
             let g = Generation::detect(Some(&d));
-            v.push((g.as_ref().map(|g| g.label()).unwrap_or_else(|_| "containerd-bin-dir".into()), g));
+            v.push((
+                g.as_ref()
+                    .map(|g| g.label())
+                    .unwrap_or_else(|_| "containerd-bin-dir".into()),
+                g,
+            ));
         }
         v
     }
@@ -94,11 +127,16 @@ impl Generation {
 
     /// PATH for the daemon: containerd resolves `io.containerd.X.v2` to containerd-shim-X-v2 on its own
     /// PATH, so a generation's bin dir goes first (Debian's 1.6 runc shim fails under 2.x).
+    /// $INTEG_SHIM_DIR (where a containerd-shim-berth-v2 would be) goes before everything.
     fn daemon_path(&self) -> String {
-        match &self.bin_dir {
+        let mut p = match &self.bin_dir {
             Some(d) => format!("{}:{DEFAULT_PATH}", d.display()),
             None => DEFAULT_PATH.to_string(),
+        };
+        if let Some(extra) = std::env::var_os("INTEG_SHIM_DIR") {
+            p = format!("{}:{p}", Path::new(&extra).display());
         }
+        p
     }
 }
 
@@ -174,8 +212,13 @@ fn runtime_table(out: &mut String, prefix: &str, shim: &ShimRuntime) {
     let _ = writeln!(out, "  SystemdCgroup = {}", shim.systemd_cgroup);
 }
 
-/// A config for `gen`, `cni_name` naming the CNI network (it shows in /var/lib/cni/results file names).
-pub fn render_config(gen: &Generation, l: &Layout, opts: &Options, shim: &ShimRuntime, cni_name: &str) -> Result<String> {
+/// The config.toml for `gen` (its config version), with all paths in layout `l`.
+pub fn render_config(
+    gen: &Generation,
+    l: &Layout,
+    opts: &Options,
+    shim: &ShimRuntime,
+) -> Result<String> {
     let mut c = String::new();
     let _ = writeln!(c, "version = {}", gen.config_version);
     let _ = writeln!(c, "root = {}", q(&l.root));
@@ -184,46 +227,102 @@ pub fn render_config(gen: &Generation, l: &Layout, opts: &Options, shim: &ShimRu
     let _ = writeln!(c, "oom_score = 0");
     match gen.config_version {
         2 => {
-            let disabled = if opts.cri { "[]" } else { "[\"io.containerd.grpc.v1.cri\"]" };
+            let disabled = if opts.cri {
+                "[]"
+            } else {
+                "[\"io.containerd.grpc.v1.cri\"]"
+            };
             let _ = writeln!(c, "disabled_plugins = {disabled}");
             let _ = writeln!(c, "[grpc]\n  address = {}", q(&l.socket));
             let _ = writeln!(c, "[ttrpc]\n  address = {}", q(&l.ttrpc));
-            let _ = writeln!(c, "[plugins.\"io.containerd.internal.v1.opt\"]\n  path = {}", q(&l.opt));
+            let _ = writeln!(
+                c,
+                "[plugins.\"io.containerd.internal.v1.opt\"]\n  path = {}",
+                q(&l.opt)
+            );
             if opts.cri {
                 let p = "plugins.\"io.containerd.grpc.v1.cri\"";
                 let _ = writeln!(c, "[{p}]");
                 let _ = writeln!(c, "  sandbox_image = {}", toml_str(PAUSE));
                 let _ = writeln!(c, "  netns_mounts_under_state_dir = true");
-                let _ = writeln!(c, "  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"");
-                let _ = writeln!(c, "  disable_apparmor = true\n  restrict_oom_score_adj = true");
-                let _ = writeln!(c, "[{p}.cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = {}\n  max_conf_num = 1", q(&l.cni_conf));
-                let _ = writeln!(c, "[{p}.containerd]\n  snapshotter = \"overlayfs\"\n  default_runtime_name = {}", toml_str(CRI_HANDLER));
+                let _ = writeln!(
+                    c,
+                    "  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\""
+                );
+                let _ = writeln!(
+                    c,
+                    "  disable_apparmor = true\n  restrict_oom_score_adj = true"
+                );
+                let _ = writeln!(
+                    c,
+                    "[{p}.cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = {}\n  max_conf_num = 1",
+                    q(&l.cni_conf)
+                );
+                let _ = writeln!(
+                    c,
+                    "[{p}.containerd]\n  snapshotter = \"overlayfs\"\n  default_runtime_name = {}",
+                    toml_str(CRI_HANDLER)
+                );
                 runtime_table(&mut c, p, shim);
             }
         }
         3 | 4 => {
             let mut disabled = vec!["io.containerd.nri.v1.nri"];
             if !opts.cri {
-                disabled.extend(["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images"]);
+                disabled.extend([
+                    "io.containerd.grpc.v1.cri",
+                    "io.containerd.cri.v1.runtime",
+                    "io.containerd.cri.v1.images",
+                ]);
             }
             let list: Vec<String> = disabled.iter().map(|s| toml_str(s)).collect();
             let _ = writeln!(c, "disabled_plugins = [{}]", list.join(", "));
-            let _ = writeln!(c, "[plugins.'io.containerd.server.v1.grpc']\n  address = {}", q(&l.socket));
-            let _ = writeln!(c, "[plugins.'io.containerd.server.v1.ttrpc']\n  address = {}", q(&l.ttrpc));
-            let _ = writeln!(c, "[plugins.'io.containerd.internal.v1.opt']\n  path = {}", q(&l.opt));
+            let _ = writeln!(
+                c,
+                "[plugins.'io.containerd.server.v1.grpc']\n  address = {}",
+                q(&l.socket)
+            );
+            let _ = writeln!(
+                c,
+                "[plugins.'io.containerd.server.v1.ttrpc']\n  address = {}",
+                q(&l.ttrpc)
+            );
+            let _ = writeln!(
+                c,
+                "[plugins.'io.containerd.internal.v1.opt']\n  path = {}",
+                q(&l.opt)
+            );
             if gen.shim_socket_dir {
-                let _ = writeln!(c, "[plugins.'io.containerd.shim.v1.manager']\n  socket_dir = {}", q(&l.shim_sockets));
+                let _ = writeln!(
+                    c,
+                    "[plugins.'io.containerd.shim.v1.manager']\n  socket_dir = {}",
+                    q(&l.shim_sockets)
+                );
             }
             if opts.cri {
-                let _ = writeln!(c, "[plugins.'io.containerd.cri.v1.images']\n  snapshotter = \"overlayfs\"");
-                let _ = writeln!(c, "[plugins.'io.containerd.cri.v1.images'.pinned_images]\n  sandbox = {}", toml_str(PAUSE));
+                let _ = writeln!(
+                    c,
+                    "[plugins.'io.containerd.cri.v1.images']\n  snapshotter = \"overlayfs\""
+                );
+                let _ = writeln!(
+                    c,
+                    "[plugins.'io.containerd.cri.v1.images'.pinned_images]\n  sandbox = {}",
+                    toml_str(PAUSE)
+                );
                 let p = "plugins.'io.containerd.cri.v1.runtime'";
                 let _ = writeln!(c, "[{p}]");
                 let _ = writeln!(c, "  netns_mounts_under_state_dir = true");
-                let _ = writeln!(c, "  disable_apparmor = true\n  restrict_oom_score_adj = true");
+                let _ = writeln!(
+                    c,
+                    "  disable_apparmor = true\n  restrict_oom_score_adj = true"
+                );
                 let _ = writeln!(c, "  enable_cdi = false\n  cdi_spec_dirs = []");
                 let _ = writeln!(c, "[{p}.cni]\n  bin_dirs = [\"/usr/lib/cni\"]\n  conf_dir = {}\n  max_conf_num = 1", q(&l.cni_conf));
-                let _ = writeln!(c, "[{p}.containerd]\n  default_runtime_name = {}", toml_str(CRI_HANDLER));
+                let _ = writeln!(
+                    c,
+                    "[{p}.containerd]\n  default_runtime_name = {}",
+                    toml_str(CRI_HANDLER)
+                );
                 runtime_table(&mut c, p, shim);
                 let _ = writeln!(
                     c,
@@ -231,9 +330,11 @@ pub fn render_config(gen: &Generation, l: &Layout, opts: &Options, shim: &ShimRu
                 );
             }
         }
-        v => bail!("containerd {} wants config version {v}, which this harness does not know", gen.version),
+        v => bail!(
+            "containerd {} wants config version {v}, which this harness does not know",
+            gen.version
+        ),
     }
-    let _ = cni_name;
     Ok(c)
 }
 
@@ -281,26 +382,49 @@ pub struct Containerd {
 impl Containerd {
     /// Starts containerd `gen` with `opts`, the runtime under test as its shim runtime (built by
     /// `shim(runtime_root)`), and imports the busybox image (and the pause image into k8s.io with CRI).
-    pub fn start(gen: &Generation, opts: Options, shim: impl FnOnce(PathBuf) -> ShimRuntime) -> Result<Containerd> {
+    pub fn start(
+        gen: &Generation,
+        opts: Options,
+        shim: impl FnOnce(PathBuf) -> ShimRuntime,
+    ) -> Result<Containerd> {
         let scratch = Scratch::new(&gen.label())?;
         let layout = Layout::new(scratch.path());
         let name = scratch.name();
         let shim = shim(layout.runtime_root.clone());
-        for d in [&layout.root, &layout.state, &layout.opt, &layout.fifo, &layout.runtime_root, &layout.logs] {
+        for d in [
+            &layout.root,
+            &layout.state,
+            &layout.opt,
+            &layout.fifo,
+            &layout.runtime_root,
+            &layout.logs,
+        ] {
             fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
-        let config = render_config(gen, &layout, &opts, &shim, &name)?;
-        fs::write(&layout.config, &config).with_context(|| format!("writing {}", layout.config.display()))?;
+        let config = render_config(gen, &layout, &opts, &shim)?;
+        fs::write(&layout.config, &config)
+            .with_context(|| format!("writing {}", layout.config.display()))?;
         if opts.cri && opts.own_netns {
             fs::create_dir_all(&layout.cni_conf)?;
             fs::create_dir_all(&layout.cni_ipam)?;
-            fs::write(layout.cni_conf.join("10-integ.conflist"), render_cni(&layout, &name))?;
+            fs::write(
+                layout.cni_conf.join("10-integ.conflist"),
+                render_cni(&layout, &name),
+            )?;
         }
-        let log = fs::File::create(&layout.log).with_context(|| format!("creating {}", layout.log.display()))?;
+        let log = fs::File::create(&layout.log)
+            .with_context(|| format!("creating {}", layout.log.display()))?;
         let mut cmd = if opts.own_netns {
             // unshare execs its command in place (no --fork): the pid is containerd's.
             let mut c = Command::new("unshare");
-            c.args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""]).arg(&gen.containerd);
+            c.args([
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$0\" \"$@\"",
+            ])
+            .arg(&gen.containerd);
             c
         } else {
             Command::new(&gen.containerd)
@@ -320,7 +444,9 @@ impl Containerd {
                 Ok(())
             });
         }
-        let child = cmd.spawn().with_context(|| format!("starting {}", gen.containerd.display()))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", gen.containerd.display()))?;
         let pid = child.id() as i32;
         let me = Containerd {
             gen: gen.clone(),
@@ -329,7 +455,10 @@ impl Containerd {
             opts,
             name,
             pid,
-            inner: Mutex::new(Some(Inner { scratch, child: Some(child) })),
+            inner: Mutex::new(Some(Inner {
+                scratch,
+                child: Some(child),
+            })),
         };
         me.wait_ready().with_context(|| me.log_tail())?;
         me.import(CTR_NAMESPACE, &images::get()?.busybox)?;
@@ -341,32 +470,53 @@ impl Containerd {
     }
 
     fn wait_ready(&self) -> Result<()> {
-        wait_for("containerd to answer on its socket", Duration::from_secs(20), || {
-            if !host::alive(self.pid) {
-                bail!("containerd (pid {}) exited", self.pid);
-            }
-            if !self.layout.socket.exists() {
-                return Ok(None);
-            }
-            let out = self.ctr(CTR_NAMESPACE).arg("version").timeout(Duration::from_secs(5)).run()?;
-            Ok((out.code == 0).then_some(()))
-        })
+        wait_for(
+            "containerd to answer on its socket",
+            Duration::from_secs(20),
+            || {
+                if !host::alive(self.pid) {
+                    bail!("containerd (pid {}) exited", self.pid);
+                }
+                if !self.layout.socket.exists() {
+                    return Ok(None);
+                }
+                let out = self
+                    .ctr(CTR_NAMESPACE)
+                    .arg("version")
+                    .timeout(Duration::from_secs(5))
+                    .run()?;
+                Ok((out.code == 0).then_some(()))
+            },
+        )
     }
 
     /// The last lines of the daemon's log (for error messages).
     pub fn log_tail(&self) -> String {
         let s = fs::read_to_string(&self.layout.log).unwrap_or_default();
         let lines: Vec<&str> = s.lines().collect();
-        format!("containerd log ({}):\n{}", self.layout.log.display(), lines[lines.len().saturating_sub(30)..].join("\n"))
+        format!(
+            "containerd log ({}):\n{}",
+            self.layout.log.display(),
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        )
     }
 
     /// `ctr` of this generation, talking to this daemon in namespace `ns`.
     pub fn ctr(&self, ns: &str) -> Cmd {
-        Cmd::new(&self.gen.ctr).env("CONTAINERD_ADDRESS", self.layout.socket.display().to_string()).args(["--namespace", ns])
+        Cmd::new(&self.gen.ctr)
+            .env(
+                "CONTAINERD_ADDRESS",
+                self.layout.socket.display().to_string(),
+            )
+            .args(["--namespace", ns])
     }
 
     pub fn import(&self, ns: &str, tar: &Path) -> Result<Output> {
-        self.ctr(ns).args(["images", "import"]).arg(tar).timeout(Duration::from_secs(120)).ok()
+        self.ctr(ns)
+            .args(["images", "import"])
+            .arg(tar)
+            .timeout(Duration::from_secs(120))
+            .ok()
     }
 
     /// `ctr run` with the runtime under test selected, IO FIFOs in the scratch area and the container
@@ -388,12 +538,19 @@ impl Containerd {
     /// `ctr task exec` with IO FIFOs in the scratch area (else ctr makes them in /run/containerd/fifo);
     /// `extra` goes before the container id (e.g. --exec-id X, -t).
     pub fn ctr_exec(&self, extra: &[&str], id: &str, args: &[&str]) -> Cmd {
-        self.ctr(CTR_NAMESPACE).args(["task", "exec", "--fifo-dir"]).arg(&self.layout.fifo).args(extra).arg(id).args(args)
+        self.ctr(CTR_NAMESPACE)
+            .args(["task", "exec", "--fifo-dir"])
+            .arg(&self.layout.fifo)
+            .args(extra)
+            .arg(id)
+            .args(args)
     }
 
     /// Where the runtime under test keeps containers of namespace `ns` (for `RUNTIME --root X state`).
     pub fn runtime_root(&self, ns: &str) -> PathBuf {
-        self.shim.root_for_namespace(ns).unwrap_or_else(|| PathBuf::from("/run/containerd/runc").join(ns))
+        self.shim
+            .root_for_namespace(ns)
+            .unwrap_or_else(|| PathBuf::from("/run/containerd/runc").join(ns))
     }
 
     /// The cgroup parent for CRI pods of this instance.
@@ -403,19 +560,26 @@ impl Containerd {
 
     /// Stops the daemon and removes everything it and its shims left. Idempotent.
     pub fn teardown(&self) -> Vec<String> {
-        let Some(mut inner) = self.inner.lock().unwrap().take() else { return Vec::new() };
+        let Some(mut inner) = self.inner.lock().unwrap().take() else {
+            return Vec::new();
+        };
         let mut notes = Vec::new();
         // Containers first (through their cgroups), so shims see their exits, then the daemon.
         for d in host::remove_cgroup(&self.cgroup_parent()) {
             notes.push(format!("cgroup left: {}", d.display()));
         }
         if let Some(mut child) = inner.child.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             loop {
                 match child.try_wait() {
                     Ok(Some(_)) => break,
-                    Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
                     _ => {
                         notes.push("containerd ignored SIGTERM for 10 s: SIGKILL".into());
                         let _ = child.kill();

@@ -71,7 +71,10 @@ impl Docker {
         let mut cmd = Command::new(&dockerd);
         cmd.arg("--config-file")
             .arg(d.join("daemon.json"))
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env_remove("DOCKER_HOST")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -94,7 +97,10 @@ impl Docker {
             name,
             pid,
             version: String::new(),
-            inner: Mutex::new(Some(Inner { scratch, child: Some(child) })),
+            inner: Mutex::new(Some(Inner {
+                scratch,
+                child: Some(child),
+            })),
         };
         let version = wait_for("dockerd to answer", Duration::from_secs(60), || {
             if !host::alive(pid) {
@@ -103,12 +109,19 @@ impl Docker {
             if !me.socket.exists() {
                 return Ok(None);
             }
-            let o = me.cmd(&["version", "--format", "{{.Server.Version}}"]).timeout(Duration::from_secs(10)).run()?;
+            let o = me
+                .cmd(&["version", "--format", "{{.Server.Version}}"])
+                .timeout(Duration::from_secs(10))
+                .run()?;
             Ok((o.code == 0).then(|| o.out().to_string()))
         })
         .with_context(|| me.log_tail())?;
         me.version = version;
-        me.cmd(&["load", "-i"]).arg(&images::get()?.busybox).timeout(Duration::from_secs(120)).ok().context("docker load")?;
+        me.cmd(&["load", "-i"])
+            .arg(&images::get()?.busybox)
+            .timeout(Duration::from_secs(120))
+            .ok()
+            .context("docker load")?;
         Ok(me)
     }
 
@@ -116,14 +129,20 @@ impl Docker {
     pub fn cmd(&self, args: &[&str]) -> Cmd {
         Cmd::new(DOCKER_CLIENT)
             .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.dir.join("client").display().to_string())
+            .env(
+                "DOCKER_CONFIG",
+                self.dir.join("client").display().to_string(),
+            )
             .args(args)
     }
 
     pub fn log_tail(&self) -> String {
         let s = fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
         let lines: Vec<&str> = s.lines().collect();
-        format!("dockerd log:\n{}", lines[lines.len().saturating_sub(30)..].join("\n"))
+        format!(
+            "dockerd log:\n{}",
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        )
     }
 
     /// Where the runtime keeps this daemon's containers. dockerd 20.10 makes EXEC-ROOT/runtime-NAME for a
@@ -135,7 +154,9 @@ impl Docker {
 
     /// The shim's bundle directory of container `id` (config.json, options.json with BinaryName).
     pub fn task_dir(&self, id: &str) -> PathBuf {
-        self.dir.join("exec/containerd/daemon/io.containerd.runtime.v2.task/moby").join(id)
+        self.dir
+            .join("exec/containerd/daemon/io.containerd.runtime.v2.task/moby")
+            .join(id)
     }
 
     pub fn cgroup_parent(&self) -> String {
@@ -143,9 +164,15 @@ impl Docker {
     }
 
     pub fn teardown(&self) -> Vec<String> {
-        let Some(mut inner) = self.inner.lock().unwrap().take() else { return Vec::new() };
+        let Some(mut inner) = self.inner.lock().unwrap().take() else {
+            return Vec::new();
+        };
         let mut notes = Vec::new();
-        if let Ok(o) = self.cmd(&["ps", "-aq"]).timeout(Duration::from_secs(20)).run() {
+        if let Ok(o) = self
+            .cmd(&["ps", "-aq"])
+            .timeout(Duration::from_secs(20))
+            .run()
+        {
             let ids: Vec<&str> = o.stdout.split_whitespace().collect();
             if !ids.is_empty() {
                 let mut args = vec!["rm", "-f"];
@@ -162,12 +189,17 @@ impl Docker {
         }
         if let Some(mut child) = inner.child.take() {
             // dockerd stops the containerd it started.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             loop {
                 match child.try_wait() {
                     Ok(Some(_)) => break,
-                    Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
                     _ => {
                         notes.push("dockerd ignored SIGTERM for 20 s: SIGKILL".into());
                         let _ = child.kill();

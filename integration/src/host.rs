@@ -69,9 +69,13 @@ pub fn wait_dead(pid: i32, limit: Duration) -> bool {
 pub fn pids_mentioning(needle: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
     let mut pids = Vec::new();
-    let Ok(rd) = fs::read_dir("/proc") else { return pids };
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return pids;
+    };
     for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         if pid == me || !alive(pid) {
             continue;
         }
@@ -87,7 +91,9 @@ pub fn pids_mentioning(needle: &str) -> Vec<i32> {
 
 /// Mount points at or under `dir`, deepest first.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
     let mut v: Vec<PathBuf> = info
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
@@ -133,10 +139,14 @@ pub fn unmount_under(dir: &Path) {
 
 /// Mount points of the cgroup hierarchies (v1 controllers, name=systemd, and the v2 one).
 pub fn cgroup_hierarchies() -> Vec<PathBuf> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
     let mut v = Vec::new();
     for l in info.lines() {
-        let Some((pre, post)) = l.split_once(" - ") else { continue };
+        let Some((pre, post)) = l.split_once(" - ") else {
+            continue;
+        };
         let fstype = post.split(' ').next().unwrap_or("");
         if fstype == "cgroup" || fstype == "cgroup2" {
             if let Some(mp) = pre.split(' ').nth(4) {
@@ -151,7 +161,9 @@ pub fn cgroup_hierarchies() -> Vec<PathBuf> {
 
 /// Whether a cgroup `rel` (e.g. "/berth-integ-1-2") exists in any hierarchy.
 pub fn cgroup_exists(rel: &str) -> bool {
-    cgroup_hierarchies().iter().any(|h| h.join(rel.trim_start_matches('/')).is_dir())
+    cgroup_hierarchies()
+        .iter()
+        .any(|h| h.join(rel.trim_start_matches('/')).is_dir())
 }
 
 fn cgroup_dirs(root: &Path) -> Vec<PathBuf> {
@@ -177,7 +189,11 @@ pub fn remove_cgroup(rel: &str) -> Vec<PathBuf> {
     if rel.is_empty() {
         return Vec::new();
     }
-    let roots: Vec<PathBuf> = cgroup_hierarchies().iter().map(|h| h.join(rel)).filter(|p| p.is_dir()).collect();
+    let roots: Vec<PathBuf> = cgroup_hierarchies()
+        .iter()
+        .map(|h| h.join(rel))
+        .filter(|p| p.is_dir())
+        .collect();
     if roots.is_empty() {
         return Vec::new();
     }
@@ -194,12 +210,10 @@ pub fn remove_cgroup(rel: &str) -> Vec<PathBuf> {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut any = false;
         for root in &roots {
             for d in cgroup_dirs(root) {
                 if let Ok(procs) = fs::read_to_string(d.join("cgroup.procs")) {
                     for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                        any = true;
                         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                     }
                 }
@@ -220,7 +234,6 @@ pub fn remove_cgroup(rel: &str) -> Vec<PathBuf> {
         if left.is_empty() || Instant::now() >= deadline {
             return left;
         }
-        let _ = any;
         thread::sleep(Duration::from_millis(50));
     }
 }
@@ -254,14 +267,21 @@ static PREEXISTING: OnceLock<Vec<(PathBuf, bool)>> = OnceLock::new();
 
 /// Records which outside paths exist now. Call before starting any manager.
 pub fn snapshot_outside_paths() {
-    PREEXISTING.get_or_init(|| OUTSIDE_PATHS.iter().map(|p| (PathBuf::from(p), Path::new(p).exists())).collect());
+    PREEXISTING.get_or_init(|| {
+        OUTSIDE_PATHS
+            .iter()
+            .map(|p| (PathBuf::from(p), Path::new(p).exists()))
+            .collect()
+    });
 }
 
 /// Removes outside paths the run created: only empty directories under /run (a live shim's socket keeps
 /// its directory), and the whole of a cache tree whose top this run created (e.g. /var/lib/containers with
 /// podman's blob-info cache). Call when no manager of this run is left.
 pub fn remove_created_outside_paths() -> Vec<String> {
-    let Some(pre) = PREEXISTING.get() else { return Vec::new() };
+    let Some(pre) = PREEXISTING.get() else {
+        return Vec::new();
+    };
     let mut notes = Vec::new();
     // Deepest first.
     let mut list: Vec<&(PathBuf, bool)> = pre.iter().collect();
@@ -271,12 +291,50 @@ pub fn remove_created_outside_paths() -> Vec<String> {
             continue;
         }
         // podman's blob-info cache is all that lives there when this run created the directory.
-        let whole_tree = p.starts_with("/var/lib/containers") || p == Path::new("/etc/containers/networks");
-        let res = if whole_tree { fs::remove_dir_all(p) } else { fs::remove_dir(p) };
+        let whole_tree =
+            p.starts_with("/var/lib/containers") || p == Path::new("/etc/containers/networks");
+        let res = if whole_tree {
+            fs::remove_dir_all(p)
+        } else {
+            fs::remove_dir(p)
+        };
         match res {
             Ok(()) => notes.push(format!("removed {}", p.display())),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => notes.push(format!("left {}: {e}", p.display())),
+        }
+    }
+    notes
+}
+
+/// After sweeping a killed run (which never got to `remove_created_outside_paths`): removes those outside
+/// directories that are empty. An empty directory there holds nothing of anyone's; a live manager's
+/// directory is not empty (its socket, its state) and stays.
+pub fn remove_empty_outside_dirs() -> Vec<String> {
+    // Runtime directories only: never /etc or /var/lib/docker, which packages own even when empty.
+    let mut list: Vec<&str> = OUTSIDE_PATHS
+        .iter()
+        .copied()
+        .filter(|p| (p.starts_with("/run/") && *p != "/run/netns") || p.starts_with("/var/lib/cni"))
+        .collect();
+    list.sort_by_key(|p| std::cmp::Reverse(Path::new(p).components().count()));
+    let mut notes = Vec::new();
+    for p in list {
+        if fs::remove_dir(p).is_ok() {
+            notes.push(format!("removed empty {p}"));
+        }
+    }
+    // podman's blob-info cache, when it is all there is in /var/lib/containers (no storage of anyone's).
+    let cache = Path::new("/var/lib/containers/cache");
+    let only = |d: &Path, name: &str| {
+        fs::read_dir(d)
+            .map(|rd| rd.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            .ok()
+            == Some(vec![std::ffi::OsString::from(name)])
+    };
+    if only(Path::new("/var/lib/containers"), "cache") && only(cache, "blob-info-cache-v1.boltdb") {
+        if fs::remove_dir_all("/var/lib/containers").is_ok() {
+            notes.push("removed /var/lib/containers (only podman's blob-info cache)".into());
         }
     }
     notes

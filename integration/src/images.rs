@@ -45,7 +45,11 @@ pub fn get() -> Result<&'static Images> {
                 let pause = area.join("pause.tar");
                 build(&busybox, BUSYBOX, false, &["sh"])?;
                 build(&pause, PAUSE, true, &["/bin/sleep", "infinity"])?;
-                Ok(Images { area: Mutex::new(Some(area)), busybox, pause })
+                Ok(Images {
+                    area: Mutex::new(Some(area)),
+                    busybox,
+                    pause,
+                })
             };
             make().map_err(|e| format!("{e:#}"))
         })

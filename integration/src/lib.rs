@@ -54,8 +54,15 @@ pub struct Shared<T: Teardown> {
 }
 
 impl<T: Teardown> Shared<T> {
-    pub fn new(label: impl Into<String>, start: impl Fn() -> Result<T> + Send + Sync + 'static) -> Shared<T> {
-        Shared { label: label.into(), start: Box::new(start), slot: Mutex::new(None) }
+    pub fn new(
+        label: impl Into<String>,
+        start: impl Fn() -> Result<T> + Send + Sync + 'static,
+    ) -> Shared<T> {
+        Shared {
+            label: label.into(),
+            start: Box::new(start),
+            slot: Mutex::new(None),
+        }
     }
 
     pub fn get(&self) -> Result<Arc<T>> {

@@ -52,20 +52,50 @@ network_config_dir = "{d}/networks"
             d.join("storage.conf"),
             format!("[storage]\ndriver = \"overlay\"\ngraphroot = \"{0}/storage\"\nrunroot = \"{0}/run\"\n", d.display()),
         )?;
-        fs::write(d.join("registries.conf"), "unqualified-search-registries = []\n")?;
+        fs::write(
+            d.join("registries.conf"),
+            "unqualified-search-registries = []\n",
+        )?;
         let name = scratch.name();
-        let version = Cmd::new(&podman).arg("--version").ok()?.out().rsplit(' ').next().unwrap_or("?").to_string();
-        let me = Podman { podman, runtime: runtime.clone(), dir: d, name, version, scratch: Mutex::new(Some(scratch)) };
-        me.cmd(&["load", "-i"]).arg(&images::get()?.busybox).timeout(Duration::from_secs(120)).ok().context("podman load")?;
+        let version = Cmd::new(&podman)
+            .arg("--version")
+            .ok()?
+            .out()
+            .rsplit(' ')
+            .next()
+            .unwrap_or("?")
+            .to_string();
+        let me = Podman {
+            podman,
+            runtime: runtime.clone(),
+            dir: d,
+            name,
+            version,
+            scratch: Mutex::new(Some(scratch)),
+        };
+        me.cmd(&["load", "-i"])
+            .arg(&images::get()?.busybox)
+            .timeout(Duration::from_secs(120))
+            .ok()
+            .context("podman load")?;
         Ok(me)
     }
 
     /// `podman --runtime RUNTIME ARGS...` with this instance's configuration files.
     pub fn cmd(&self, args: &[&str]) -> Cmd {
         Cmd::new(&self.podman)
-            .env("CONTAINERS_CONF", self.dir.join("containers.conf").display().to_string())
-            .env("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf").display().to_string())
-            .env("CONTAINERS_REGISTRIES_CONF", self.dir.join("registries.conf").display().to_string())
+            .env(
+                "CONTAINERS_CONF",
+                self.dir.join("containers.conf").display().to_string(),
+            )
+            .env(
+                "CONTAINERS_STORAGE_CONF",
+                self.dir.join("storage.conf").display().to_string(),
+            )
+            .env(
+                "CONTAINERS_REGISTRIES_CONF",
+                self.dir.join("registries.conf").display().to_string(),
+            )
             .arg("--runtime")
             .arg(&self.runtime.path)
             .args(args)
@@ -84,9 +114,15 @@ network_config_dir = "{d}/networks"
     }
 
     pub fn teardown(&self) -> Vec<String> {
-        let Some(mut scratch) = self.scratch.lock().unwrap().take() else { return Vec::new() };
+        let Some(mut scratch) = self.scratch.lock().unwrap().take() else {
+            return Vec::new();
+        };
         let mut notes = Vec::new();
-        match self.cmd(&["rm", "--all", "--force", "--time", "0"]).timeout(Duration::from_secs(60)).run() {
+        match self
+            .cmd(&["rm", "--all", "--force", "--time", "0"])
+            .timeout(Duration::from_secs(60))
+            .run()
+        {
             Ok(o) if o.code != 0 => notes.push(format!("podman rm -af: {o}")),
             Err(e) => notes.push(format!("podman rm -af: {e:#}")),
             _ => {}

@@ -25,7 +25,12 @@ pub struct Pty {
 }
 
 fn winsize(rows: u16, cols: u16) -> Winsize {
-    Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 }
+    Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
 }
 
 fn set_winsize(fd: i32, ws: &Winsize) -> Result<()> {
@@ -61,7 +66,9 @@ impl Pty {
                 Ok(())
             });
         }
-        let child = cmd.spawn().with_context(|| format!("spawning `{line}` on a pty"))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawning `{line}` on a pty"))?;
         drop(cmd); // closes our copies of the slave: EOF/EIO on the master once the child is done
         let master = File::from(pair.master);
         let buf = Arc::new(Mutex::new(Vec::new()));
@@ -76,12 +83,20 @@ impl Pty {
                 }
             }
         });
-        Ok(Pty { master, child, line, buf, seen: 0 })
+        Ok(Pty {
+            master,
+            child,
+            line,
+            buf,
+            seen: 0,
+        })
     }
 
     /// Types `s` (include "\r" or "\n" to end a line).
     pub fn send(&mut self, s: &str) -> Result<()> {
-        self.master.write_all(s.as_bytes()).with_context(|| format!("writing to the pty of `{}`", self.line))
+        self.master
+            .write_all(s.as_bytes())
+            .with_context(|| format!("writing to the pty of `{}`", self.line))
     }
 
     /// Everything read so far (lossy UTF-8).
@@ -131,7 +146,11 @@ impl Pty {
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                bail!("`{}` did not end within {limit:?}; pty output:\n{}", self.line, self.output());
+                bail!(
+                    "`{}` did not end within {limit:?}; pty output:\n{}",
+                    self.line,
+                    self.output()
+                );
             }
             thread::sleep(Duration::from_millis(10));
         }

@@ -20,21 +20,32 @@ impl Runtime {
     pub fn from_env() -> Result<Runtime> {
         let spec = std::env::var("INTEG_RUNTIME").unwrap_or_else(|_| "runc".to_string());
         let path = which(&spec).with_context(|| format!("INTEG_RUNTIME={spec}"))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| spec.clone());
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| spec.clone());
         Ok(Runtime { path, name })
     }
 
     /// The state root the runtime uses without --root: $INTEG_RUNTIME_ROOT, else /run/NAME (runc's
     /// default for root is /run/runc).
     pub fn default_root(&self) -> PathBuf {
-        std::env::var_os("INTEG_RUNTIME_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run").join(&self.name))
+        std::env::var_os("INTEG_RUNTIME_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/run").join(&self.name))
     }
 
     /// `RUNTIME --root ROOT state ID` as JSON: proof that this runtime (not some default) holds the
     /// container, since a runc-compatible runtime only knows containers it created under that root.
     pub fn state(&self, root: &Path, id: &str) -> Result<serde_json::Value> {
-        let out = Cmd::new(&self.path).arg("--root").arg(root).arg("state").arg(id).ok()?;
-        serde_json::from_str(&out.stdout).with_context(|| format!("parsing `{} state {id}` output: {}", self.name, out.stdout))
+        let out = Cmd::new(&self.path)
+            .arg("--root")
+            .arg(root)
+            .arg("state")
+            .arg(id)
+            .ok()?;
+        serde_json::from_str(&out.stdout)
+            .with_context(|| format!("parsing `{} state {id}` output: {}", self.name, out.stdout))
     }
 
     /// The status field of `state` ("created", "running", "paused", "stopped").
@@ -64,8 +75,14 @@ impl ShimRuntime {
 
     /// The stock runc shim driving `rt`, with its state under `root`.
     pub fn for_runtime(rt: &Runtime, root: PathBuf) -> ShimRuntime {
-        let runtime_type = std::env::var("INTEG_SHIM_RUNTIME_TYPE").unwrap_or_else(|_| Self::RUNC_V2.to_string());
-        ShimRuntime { runtime_type, binary_name: Some(rt.path.clone()), root: Some(root), systemd_cgroup: false }
+        let runtime_type =
+            std::env::var("INTEG_SHIM_RUNTIME_TYPE").unwrap_or_else(|_| Self::RUNC_V2.to_string());
+        ShimRuntime {
+            runtime_type,
+            binary_name: Some(rt.path.clone()),
+            root: Some(root),
+            systemd_cgroup: false,
+        }
     }
 
     /// Whether ctr's --runc-binary / --runc-root flags apply (they are runc-v2 shim options).

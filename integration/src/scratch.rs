@@ -16,7 +16,9 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// Where scratch areas live: $INTEG_TMPDIR or /tmp/berth-integ. Short on purpose: unix socket paths
 /// (shim sockets are DIR/s/<64 hex>) must stay under 108 bytes.
 pub fn base_dir() -> PathBuf {
-    std::env::var_os("INTEG_TMPDIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/berth-integ"))
+    std::env::var_os("INTEG_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/berth-integ"))
 }
 
 pub struct Scratch {
@@ -34,17 +36,30 @@ impl Scratch {
         let seq = SEQ.fetch_add(1, Ordering::SeqCst);
         let id = format!("{pid}-{seq}");
         let base = base_dir();
-        fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
         let dir = base.join(&id);
         if dir.exists() {
             host::remove_tree(&dir)?;
         }
-        fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Another area's teardown may remove an empty base between the two calls: retry.
+        let mut tries = 0;
+        loop {
+            fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+            match fs::create_dir(&dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+                Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+            }
+        }
         let me = pid as i32;
         let st = host::start_time(me).unwrap_or(0);
         fs::write(dir.join("owner"), format!("{pid} {st}\n{label}\n"))
             .with_context(|| format!("writing {}/owner", dir.display()))?;
-        Ok(Scratch { dir, id, label: label.to_string(), done: false })
+        Ok(Scratch {
+            dir,
+            id,
+            label: label.to_string(),
+            done: false,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -106,9 +121,13 @@ fn teardown_area(dir: &Path, name: &str) -> Vec<String> {
     }
     // 3. Files written outside the area under this area's name.
     remove_named_outside_files(name, &mut notes);
-    // 4. Mounts and the tree itself.
+    remove_runtime_states(name, &mut notes);
+    // 4. Mounts and the tree itself, and the base directory once it is empty.
     if let Err(e) = host::remove_tree(dir) {
         notes.push(format!("{e:#}"));
+    }
+    if let Some(base) = dir.parent() {
+        let _ = fs::remove_dir(base);
     }
     notes
 }
@@ -116,11 +135,50 @@ fn teardown_area(dir: &Path, name: &str) -> Vec<String> {
 /// CNI caches results as /var/lib/cni/results/<network>-<container>-<ifname>; our networks are named
 /// after the scratch area.
 fn remove_named_outside_files(name: &str, notes: &mut Vec<String>) {
-    let Ok(rd) = fs::read_dir("/var/lib/cni/results") else { return };
+    let Ok(rd) = fs::read_dir("/var/lib/cni/results") else {
+        return;
+    };
     for e in rd.flatten() {
-        if e.file_name().to_string_lossy().starts_with(&format!("{name}-")) {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with(&format!("{name}-"))
+        {
             if let Err(err) = fs::remove_file(e.path()) {
                 notes.push(format!("left {}: {err}", e.path().display()));
+            }
+        }
+    }
+}
+
+/// Removes the base directory if nothing is left in it (end of a run).
+pub fn remove_base_if_empty() {
+    let _ = fs::remove_dir(base_dir());
+}
+
+/// podman leaves the runtime at its default root (/run/runc for runc): a container killed under a dead
+/// run keeps its state directory there. Ours are those whose state names our cgroup.
+fn remove_runtime_states(name: &str, notes: &mut Vec<String>) {
+    let mut roots = vec![PathBuf::from("/run/runc")];
+    if let Some(rt) = std::env::var_os("INTEG_RUNTIME") {
+        if let Some(f) = Path::new(&rt).file_name() {
+            roots.push(Path::new("/run").join(f));
+        }
+    }
+    if let Some(r) = std::env::var_os("INTEG_RUNTIME_ROOT") {
+        roots.push(PathBuf::from(r));
+    }
+    let needle = format!("/{name}/");
+    for root in roots {
+        let Ok(rd) = fs::read_dir(&root) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let state = fs::read_to_string(e.path().join("state.json")).unwrap_or_default();
+            if state.contains(&needle) {
+                match fs::remove_dir_all(e.path()) {
+                    Ok(()) => notes.push(format!("removed runtime state {}", e.path().display())),
+                    Err(err) => notes.push(format!("left {}: {err}", e.path().display())),
+                }
             }
         }
     }
@@ -129,7 +187,9 @@ fn remove_named_outside_files(name: &str, notes: &mut Vec<String>) {
 /// Tears down scratch areas whose owner process is gone (a run that was killed). Returns notes.
 pub fn sweep_stale() -> Vec<String> {
     let mut notes = Vec::new();
-    let Ok(rd) = fs::read_dir(base_dir()) else { return notes };
+    let Ok(rd) = fs::read_dir(base_dir()) else {
+        return notes;
+    };
     for e in rd.flatten() {
         let dir = e.path();
         let id = e.file_name().to_string_lossy().into_owned();

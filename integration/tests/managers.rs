@@ -40,13 +40,22 @@ fn trials_for<T: Teardown + 'static>(
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
-    for n in scratch::sweep_stale() {
-        eprintln!("[integ] {n}");
+    let swept = scratch::sweep_stale();
+    if !swept.is_empty() {
+        // A killed run never removed what its managers wrote outside their directories.
+        let more = host::remove_empty_outside_dirs();
+        for n in swept.iter().chain(&more) {
+            eprintln!("[integ] {n}");
+        }
     }
     host::snapshot_outside_paths();
     let rt = Runtime::from_env().map_err(|e| format!("{e:#}"));
     if let Ok(r) = &rt {
-        eprintln!("[integ] runtime under test: {} ({})", r.name, r.path.display());
+        eprintln!(
+            "[integ] runtime under test: {} ({})",
+            r.name,
+            r.path.display()
+        );
     }
     let mut trials = Vec::new();
     let mut containerds: Vec<Arc<Shared<Containerd>>> = Vec::new();
@@ -62,15 +71,34 @@ fn main() -> ExitCode {
                 let rt2 = rt.clone();
                 let shared = Arc::new(Shared::new(label.clone(), move || {
                     let rt = rt2.clone().map_err(anyhow::Error::msg)?;
-                    Containerd::start(&g, Options { cri: true, own_netns: true }, |root| ShimRuntime::for_runtime(&rt, root))
+                    Containerd::start(
+                        &g,
+                        Options {
+                            cri: true,
+                            own_netns: true,
+                        },
+                        |root| ShimRuntime::for_runtime(&rt, root),
+                    )
                 }));
-                trials.extend(trials_for(&format!("{label}::ctr"), &shared, &rt, scenarios::ctr::LIST));
-                trials.extend(trials_for(&format!("{label}::cri"), &shared, &rt, scenarios::cri::LIST));
+                trials.extend(trials_for(
+                    &format!("{label}::ctr"),
+                    &shared,
+                    &rt,
+                    scenarios::ctr::LIST,
+                ));
+                trials.extend(trials_for(
+                    &format!("{label}::cri"),
+                    &shared,
+                    &rt,
+                    scenarios::cri::LIST,
+                ));
                 containerds.push(shared);
             }
             Err(e) => {
                 let msg = format!("{e:#}");
-                trials.push(Trial::test(format!("{label}::detect"), move || Err(Failed::from(msg))));
+                trials.push(Trial::test(format!("{label}::detect"), move || {
+                    Err(Failed::from(msg))
+                }));
             }
         }
     }
@@ -83,10 +111,14 @@ fn main() -> ExitCode {
     }
 
     let rt2 = rt.clone();
-    let podman = Arc::new(Shared::new("podman", move || Podman::start(&rt2.clone().map_err(anyhow::Error::msg)?)));
+    let podman = Arc::new(Shared::new("podman", move || {
+        Podman::start(&rt2.clone().map_err(anyhow::Error::msg)?)
+    }));
     trials.extend(trials_for("podman", &podman, &rt, scenarios::podman::LIST));
     let rt2 = rt.clone();
-    let docker = Arc::new(Shared::new("docker", move || Docker::start(&rt2.clone().map_err(anyhow::Error::msg)?)));
+    let docker = Arc::new(Shared::new("docker", move || {
+        Docker::start(&rt2.clone().map_err(anyhow::Error::msg)?)
+    }));
     trials.extend(trials_for("docker", &docker, &rt, scenarios::docker::LIST));
 
     let t0 = std::time::Instant::now();
@@ -95,11 +127,26 @@ fn main() -> ExitCode {
 
     let mut notes = Vec::new();
     for c in &containerds {
-        notes.extend(c.shutdown().into_iter().map(|n| format!("{}: {n}", c.label)));
+        notes.extend(
+            c.shutdown()
+                .into_iter()
+                .map(|n| format!("{}: {n}", c.label)),
+        );
     }
-    notes.extend(podman.shutdown().into_iter().map(|n| format!("podman: {n}")));
-    notes.extend(docker.shutdown().into_iter().map(|n| format!("docker: {n}")));
+    notes.extend(
+        podman
+            .shutdown()
+            .into_iter()
+            .map(|n| format!("podman: {n}")),
+    );
+    notes.extend(
+        docker
+            .shutdown()
+            .into_iter()
+            .map(|n| format!("docker: {n}")),
+    );
     images::cleanup();
+    scratch::remove_base_if_empty();
     notes.extend(host::remove_created_outside_paths());
     for n in &notes {
         eprintln!("[integ teardown] {n}");

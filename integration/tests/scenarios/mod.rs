@@ -20,9 +20,11 @@ pub fn interactive_shell(cmd: Cmd, code: i32) -> Result<()> {
     let mut p = Pty::spawn(cmd.command(), line.clone(), 24, 80)?;
     // Typed text is echoed back: every marker is computed by the shell so the echo cannot match it.
     p.send("test -t 0 && test -t 1 && echo tty-$((20+22))-yes\r")?;
-    p.expect("tty-42-yes", Duration::from_secs(30)).context("stdin/stdout of the container's shell are not a terminal")?;
+    p.expect("tty-42-yes", Duration::from_secs(30))
+        .context("stdin/stdout of the container's shell are not a terminal")?;
     p.send("echo size=$(stty size)=\r")?;
-    p.expect("size=24 80=", Duration::from_secs(10)).context("initial terminal size")?;
+    p.expect("size=24 80=", Duration::from_secs(10))
+        .context("initial terminal size")?;
     p.resize(40, 100)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -31,19 +33,32 @@ pub fn interactive_shell(cmd: Cmd, code: i32) -> Result<()> {
             break;
         }
         if Instant::now() >= deadline {
-            bail!("the container's terminal never became 40x100 after a resize; pty output:\n{}", p.output());
+            bail!(
+                "the container's terminal never became 40x100 after a resize; pty output:\n{}",
+                p.output()
+            );
         }
     }
     p.send(&format!("exit {code}\r"))?;
     let got = p.wait(Duration::from_secs(30))?;
-    ensure!(got == code, "`{line}` exited {got}, expected {code} (from `exit {code}` in the shell); pty output:\n{}", p.output());
+    ensure!(
+        got == code,
+        "`{line}` exited {got}, expected {code} (from `exit {code}` in the shell); pty output:\n{}",
+        p.output()
+    );
     Ok(())
 }
 
 /// Reads a cgroup v1 file of `controller` for cgroup path `rel` on the host.
 pub fn host_cgroup_file(controller: &str, rel: &str, file: &str) -> Result<String> {
-    let p = Path::new("/sys/fs/cgroup").join(controller).join(rel.trim_start_matches('/')).join(file);
-    Ok(std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?.trim().to_string())
+    let p = Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(rel.trim_start_matches('/'))
+        .join(file);
+    Ok(std::fs::read_to_string(&p)
+        .with_context(|| format!("reading {}", p.display()))?
+        .trim()
+        .to_string())
 }
 
 /// Whether this host has cgroup v1 memory/pids/cpu hierarchies (the hybrid layout of this machine) or
@@ -61,12 +76,23 @@ else cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.ma
 
 /// Parses PRINT_LIMITS output into (memory bytes, pids max, "quota period").
 pub fn parse_limits(out: &str) -> Result<(String, String, String)> {
-    let l: Vec<&str> = out.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    ensure!(l.len() >= 3, "expected 3 lines of cgroup limits, got: {out:?}");
+    let l: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    ensure!(
+        l.len() >= 3,
+        "expected 3 lines of cgroup limits, got: {out:?}"
+    );
     Ok((l[0].to_string(), l[1].to_string(), l[2].to_string()))
 }
 
 /// Polls `f` until it gives Some or `limit` passes.
-pub fn eventually<T>(what: &str, limit: Duration, f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+pub fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    f: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
     integration::cmd::wait_for(what, limit, f)
 }
