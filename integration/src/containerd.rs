@@ -460,7 +460,13 @@ impl Containerd {
                 child: Some(child),
             })),
         };
+        let t0 = std::time::Instant::now();
         me.wait_ready().with_context(|| me.log_tail())?;
+        eprintln!(
+            "[integ] {}: socket answered after {:.2?}",
+            gen.label(),
+            t0.elapsed()
+        );
         me.import(CTR_NAMESPACE, &images::get()?.busybox)?;
         if me.opts.cri {
             me.import(CRI_NAMESPACE, &images::get()?.busybox)?;

@@ -332,10 +332,11 @@ pub fn remove_empty_outside_dirs() -> Vec<String> {
             .ok()
             == Some(vec![std::ffi::OsString::from(name)])
     };
-    if only(Path::new("/var/lib/containers"), "cache") && only(cache, "blob-info-cache-v1.boltdb") {
-        if fs::remove_dir_all("/var/lib/containers").is_ok() {
-            notes.push("removed /var/lib/containers (only podman's blob-info cache)".into());
-        }
+    if only(Path::new("/var/lib/containers"), "cache")
+        && only(cache, "blob-info-cache-v1.boltdb")
+        && fs::remove_dir_all("/var/lib/containers").is_ok()
+    {
+        notes.push("removed /var/lib/containers (only podman's blob-info cache)".into());
     }
     notes
 }

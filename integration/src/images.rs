@@ -40,11 +40,13 @@ pub fn get() -> Result<&'static Images> {
     IMAGES
         .get_or_init(|| {
             let make = || -> Result<Images> {
+                let t0 = std::time::Instant::now();
                 let area = Scratch::new("images")?;
                 let busybox = area.join("busybox.tar");
                 let pause = area.join("pause.tar");
                 build(&busybox, BUSYBOX, false, &["sh"])?;
                 build(&pause, PAUSE, true, &["/bin/sleep", "infinity"])?;
+                eprintln!("[integ] images built in {:.2?}", t0.elapsed());
                 Ok(Images {
                     area: Mutex::new(Some(area)),
                     busybox,
