@@ -1,0 +1,238 @@
+//! Kubernetes CRI through containerd's CRI plugin, runtime handler `integ` whose BinaryName is the runtime
+//! under test: what the kubelet does for a pod with one container.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use integration::containerd::{Containerd, CRI_HANDLER, CRI_NAMESPACE};
+use integration::cri::{self, ContainerState, Cri, PodSandboxState};
+use integration::host;
+use integration::images::BUSYBOX;
+use integration::runtime::Runtime;
+
+use super::eventually;
+
+type Scenario = fn(&Containerd, &Runtime) -> Result<()>;
+
+pub const LIST: &[(&str, Scenario)] = &[
+    ("pod_network_lifecycle", pod_network_lifecycle),
+    ("host_network_pod", host_network_pod),
+];
+
+const WORKLOAD: &str =
+    "echo hello-from-cri; echo to-stderr >&2; trap 'echo got-term; exit 0' TERM; \
+                        while :; do sleep 1; done";
+
+/// Pod (CNI bridge in containerd's own netns) + container: status, ExecSync, logs, stop, remove.
+fn pod_network_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
+    let mut cri = Cri::connect(&c.layout.socket)?;
+    let v = cri.version()?;
+    ensure!(v.runtime_name == "containerd", "CRI version: {v:?}");
+    ensure!(
+        cri.image_status(BUSYBOX)?.is_some(),
+        "CRI does not see {BUSYBOX} in namespace {CRI_NAMESPACE}"
+    );
+
+    let log_dir = c.layout.logs.join("pod1");
+    fs::create_dir_all(&log_dir)?;
+    let parent = format!("{}/pods", c.cgroup_parent());
+    let pod_cfg = cri::pod_config("pod1", "uid-pod1", &log_dir, &parent, false);
+    let pod = cri.run_pod_sandbox(pod_cfg.clone(), CRI_HANDLER)?;
+    let st = cri.pod_sandbox_status(&pod)?;
+    ensure!(
+        st.state == PodSandboxState::SandboxReady as i32,
+        "sandbox not ready: {st:?}"
+    );
+    let ip = st
+        .network
+        .as_ref()
+        .map(|n| n.ip.clone())
+        .unwrap_or_default();
+    ensure!(
+        ip.starts_with("10.123.0."),
+        "pod got no address from the CNI bridge: {:?}",
+        st.network
+    );
+    let root = c.runtime_root(CRI_NAMESPACE);
+    ensure!(
+        rt.status(&root, &pod)
+            .context("the runtime under test does not hold the sandbox")?
+            == "running"
+    );
+
+    let ctr_cfg = cri::container_config("c1", BUSYBOX, &["sh", "-c", WORKLOAD], "c1.log");
+    let id = cri.create_container(&pod, ctr_cfg, pod_cfg.clone())?;
+    ensure!(
+        cri.container_status(&id)?.state == ContainerState::ContainerCreated as i32,
+        "not CREATED after CreateContainer"
+    );
+    cri.start_container(&id)?;
+    let s = cri.container_status(&id)?;
+    ensure!(
+        s.state == ContainerState::ContainerRunning as i32,
+        "not RUNNING after StartContainer: {s:?}"
+    );
+    ensure!(
+        rt.status(&root, &id)
+            .context("the runtime under test does not hold the container")?
+            == "running"
+    );
+
+    // ExecSync: stdout, stderr, exit code.
+    let r = cri.exec_sync(
+        &id,
+        &["sh", "-c", "echo exec-out; echo exec-err >&2; exit 7"],
+        20,
+    )?;
+    ensure!(
+        r.exit_code == 7,
+        "ExecSync exit code {} (expected 7)",
+        r.exit_code
+    );
+    ensure!(
+        r.stdout == b"exec-out\n",
+        "ExecSync stdout {:?}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    ensure!(
+        r.stderr == b"exec-err\n",
+        "ExecSync stderr {:?}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let r = cri.exec_sync(&id, &["hostname"], 20)?;
+    ensure!(
+        String::from_utf8_lossy(&r.stdout).trim() == "pod1",
+        "hostname {:?}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    let r = cri.exec_sync(&id, &["ip", "-o", "-4", "addr", "show", "eth0"], 20)?;
+    ensure!(
+        String::from_utf8_lossy(&r.stdout).contains(&format!("{ip}/")),
+        "eth0 does not carry {ip}: {r:?}"
+    );
+    let r = cri.exec_sync(&id, &["cat", "/proc/self/cgroup"], 20)?;
+    let cg = String::from_utf8_lossy(&r.stdout).into_owned();
+    ensure!(
+        cg.contains(&format!("{parent}/")),
+        "container not under cgroup parent {parent}: {cg}"
+    );
+
+    // Logs: the CRI log format (timestamp stream tag message) in the pod's log directory.
+    let log = log_dir.join("c1.log");
+    eventually("container log lines", Duration::from_secs(10), || {
+        let s = fs::read_to_string(&log).unwrap_or_default();
+        Ok(
+            (s.contains(" stdout F hello-from-cri") && s.contains(" stderr F to-stderr"))
+                .then_some(()),
+        )
+    })
+    .with_context(|| {
+        format!(
+            "log file {}: {:?}",
+            log.display(),
+            fs::read_to_string(&log).unwrap_or_default()
+        )
+    })?;
+
+    // StopContainer: SIGTERM is trapped, so the container exits 0 well within the timeout.
+    let t0 = Instant::now();
+    cri.stop_container(&id, 20)?;
+    ensure!(
+        t0.elapsed() < Duration::from_secs(10),
+        "StopContainer took {:?}: SIGTERM not delivered?",
+        t0.elapsed()
+    );
+    let s = cri.container_status(&id)?;
+    ensure!(
+        s.state == ContainerState::ContainerExited as i32,
+        "not EXITED after StopContainer: {s:?}"
+    );
+    ensure!(
+        s.exit_code == 0,
+        "exit code {} after a trapped SIGTERM",
+        s.exit_code
+    );
+    let logs = fs::read_to_string(&log)?;
+    ensure!(
+        logs.contains(" stdout F got-term"),
+        "no got-term in the log: {logs}"
+    );
+
+    cri.remove_container(&id)?;
+    ensure!(
+        cri.list_containers(&pod)?.is_empty(),
+        "containers left in the pod after RemoveContainer"
+    );
+    ensure!(
+        rt.state(&root, &id).is_err(),
+        "the runtime still knows {id} after RemoveContainer"
+    );
+
+    cri.stop_pod_sandbox(&pod)?;
+    let st = cri.pod_sandbox_status(&pod)?;
+    ensure!(
+        st.state == PodSandboxState::SandboxNotready as i32,
+        "sandbox still ready after StopPodSandbox"
+    );
+    cri.remove_pod_sandbox(&pod)?;
+    ensure!(
+        !cri.list_pod_sandboxes()?.iter().any(|p| p.id == pod),
+        "sandbox listed after RemovePodSandbox"
+    );
+    ensure!(
+        rt.state(&root, &pod).is_err(),
+        "the runtime still knows the sandbox after RemovePodSandbox"
+    );
+    ensure!(
+        !host::cgroup_exists(&format!("{parent}/{id}")),
+        "container cgroup left"
+    );
+    ensure!(
+        !host::cgroup_exists(&format!("{parent}/{pod}")),
+        "sandbox cgroup left"
+    );
+    Ok(())
+}
+
+/// A host-network pod (NamespaceMode NODE, empty hostname): the container shares the node's network
+/// namespace (here containerd's own) and hostname.
+fn host_network_pod(c: &Containerd, rt: &Runtime) -> Result<()> {
+    let mut cri = Cri::connect(&c.layout.socket)?;
+    let log_dir = c.layout.logs.join("hostpod");
+    fs::create_dir_all(&log_dir)?;
+    let parent = format!("{}/hostpods", c.cgroup_parent());
+    let pod_cfg = cri::pod_config("hostpod", "uid-hostpod", &log_dir, &parent, true);
+    let pod = cri.run_pod_sandbox(pod_cfg.clone(), CRI_HANDLER)?;
+    let id = cri.create_container(
+        &pod,
+        cri::container_config("h1", BUSYBOX, &["sh", "-c", WORKLOAD], "h1.log"),
+        pod_cfg,
+    )?;
+    cri.start_container(&id)?;
+    ensure!(rt.status(&c.runtime_root(CRI_NAMESPACE), &id)? == "running");
+
+    let node_netns = fs::read_link(format!("/proc/{}/ns/net", c.pid))?
+        .display()
+        .to_string();
+    let r = cri.exec_sync(&id, &["readlink", "/proc/self/ns/net"], 20)?;
+    let got = String::from_utf8_lossy(&r.stdout).trim().to_string();
+    ensure!(
+        got == node_netns,
+        "host-network container in netns {got}, node (containerd) is in {node_netns}"
+    );
+    let r = cri.exec_sync(&id, &["hostname"], 20)?;
+    let host_name = nix::unistd::gethostname()?.to_string_lossy().into_owned();
+    ensure!(
+        String::from_utf8_lossy(&r.stdout).trim() == host_name,
+        "hostname {:?} != node's {host_name}",
+        r.stdout
+    );
+
+    cri.stop_container(&id, 20)?;
+    ensure!(cri.container_status(&id)?.exit_code == 0);
+    cri.remove_container(&id)?;
+    cri.stop_pod_sandbox(&pod)?;
+    cri.remove_pod_sandbox(&pod)?;
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! containerd + ctr with the stock runc shim, `--runc-binary` = the runtime under test.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use integration::containerd::{Containerd, CTR_NAMESPACE};
+use integration::host;
+use integration::runtime::Runtime;
+
+use super::{eventually, interactive_shell};
+
+type Scenario = fn(&Containerd, &Runtime) -> Result<()>;
+
+pub const LIST: &[(&str, Scenario)] = &[
+    ("run_rm_exit_code", run_rm_exit_code),
+    ("run_tty_pty_resize", run_tty_pty_resize),
+    (
+        "detached_exec_ps_pause_resume_kill_delete",
+        detached_lifecycle,
+    ),
+    ("kill_sigkill_exit_status", kill_sigkill_exit_status),
+];
+
+/// (pid, STATUS) of task `id` from `ctr task ls`.
+fn task(c: &Containerd, id: &str) -> Result<Option<(i32, String)>> {
+    let out = c.ctr(CTR_NAMESPACE).args(["task", "ls"]).ok()?;
+    for l in out.stdout.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() >= 3 && f[0] == id {
+            return Ok(Some((f[1].parse().unwrap_or(0), f[2].to_string())));
+        }
+    }
+    Ok(None)
+}
+
+fn wait_status(c: &Containerd, id: &str, want: &str) -> Result<i32> {
+    eventually(
+        &format!("task {id} to be {want}"),
+        Duration::from_secs(15),
+        || Ok(task(c, id)?.and_then(|(pid, st)| (st == want).then_some(pid))),
+    )
+}
+
+fn containers(c: &Containerd) -> Result<Vec<String>> {
+    let out = c.ctr(CTR_NAMESPACE).args(["containers", "ls", "-q"]).ok()?;
+    Ok(out
+        .stdout
+        .lines()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+/// `ctr run --rm`: output comes back, the exit code is propagated, and the container is gone afterwards.
+fn run_rm_exit_code(c: &Containerd, _rt: &Runtime) -> Result<()> {
+    let out = c
+        .ctr_run(
+            &["--rm"],
+            "rm-exit",
+            &["sh", "-c", "echo hello-$((40+2)); exit 3"],
+        )
+        .run()?;
+    ensure!(out.code == 3, "exit code not propagated: {out}");
+    ensure!(out.stdout.contains("hello-42"), "no output: {out}");
+    let out = c
+        .ctr_run(
+            &["--rm"],
+            "rm-ok",
+            &["sh", "-c", "cat /proc/self/cgroup; id -u"],
+        )
+        .ok()?;
+    ensure!(
+        out.stdout.contains(&format!("/{}/rm-ok", c.name)),
+        "container not in the cgroup ctr asked for: {out}"
+    );
+    ensure!(out.stdout.trim_end().ends_with('0'), "not uid 0: {out}");
+    let left = containers(c)?;
+    ensure!(
+        !left.iter().any(|x| x == "rm-exit" || x == "rm-ok"),
+        "--rm left containers: {left:?}"
+    );
+    ensure!(
+        !host::cgroup_exists(&format!("/{}/rm-exit", c.name)),
+        "container cgroup left after --rm"
+    );
+    Ok(())
+}
+
+/// `ctr run -t` on a real pty: a terminal inside, resize forwarded, exit code back.
+fn run_tty_pty_resize(c: &Containerd, _rt: &Runtime) -> Result<()> {
+    interactive_shell(c.ctr_run(&["--rm", "-t"], "tty", &["sh"]), 5)
+}
+
+/// `ctr run -d`, then exec (plain and -t), ps, pause/resume, kill, delete, checking each step against both
+/// ctr and the runtime's own `state`.
+fn detached_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
+    let id = "svc";
+    let root = c.runtime_root(CTR_NAMESPACE);
+    c.ctr_run(
+        &["-d"],
+        id,
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; echo started; while :; do sleep 1; done",
+        ],
+    )
+    .ok()?;
+    let pid = wait_status(c, id, "RUNNING")?;
+    ensure!(pid > 0, "no pid for the running task");
+    let st = rt
+        .state(&root, id)
+        .with_context(|| format!("the runtime under test does not know container {id}"))?;
+    ensure!(st["status"] == "running", "runtime state: {st}");
+    ensure!(
+        st["pid"].as_i64() == Some(pid as i64),
+        "runtime pid {} != ctr pid {pid}",
+        st["pid"]
+    );
+
+    // exec: output and exit codes.
+    let out = c
+        .ctr_exec(
+            &["--exec-id", "e1"],
+            id,
+            &["sh", "-c", "echo in-exec-$((6*7)); exit 4"],
+        )
+        .run()?;
+    ensure!(
+        out.code == 4 && out.stdout.contains("in-exec-42"),
+        "exec: {out}"
+    );
+    let out = c.ctr_exec(&["--exec-id", "e0"], id, &["true"]).run()?;
+    ensure!(out.code == 0, "exec true: {out}");
+    let out = c
+        .ctr_exec(&["--exec-id", "e9"], id, &["/no/such/binary"])
+        .run()?;
+    ensure!(out.code != 0, "exec of a missing binary succeeded: {out}");
+    // exec -t on a pty.
+    interactive_shell(c.ctr_exec(&["-t", "--exec-id", "e2"], id, &["sh"]), 6)?;
+
+    // ps lists the init process and its children.
+    let out = c.ctr(CTR_NAMESPACE).args(["task", "ps", id]).ok()?;
+    let pids: Vec<i32> = out
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    ensure!(
+        pids.contains(&pid),
+        "task ps does not list init pid {pid}: {out}"
+    );
+    ensure!(
+        pids.len() >= 2,
+        "task ps lists only {pids:?} (expected sh and sleep): {out}"
+    );
+
+    // pause / resume.
+    c.ctr(CTR_NAMESPACE).args(["task", "pause", id]).ok()?;
+    wait_status(c, id, "PAUSED")?;
+    ensure!(
+        rt.status(&root, id)? == "paused",
+        "runtime does not say paused"
+    );
+    c.ctr(CTR_NAMESPACE).args(["task", "resume", id]).ok()?;
+    wait_status(c, id, "RUNNING")?;
+    ensure!(
+        rt.status(&root, id)? == "running",
+        "runtime does not say running after resume"
+    );
+    let out = c
+        .ctr_exec(&["--exec-id", "e3"], id, &["echo", "after-resume"])
+        .ok()?;
+    ensure!(
+        out.stdout.contains("after-resume"),
+        "exec after resume: {out}"
+    );
+
+    // kill (SIGTERM, trapped: exit 0), delete.
+    c.ctr(CTR_NAMESPACE).args(["task", "kill", id]).ok()?;
+    wait_status(c, id, "STOPPED")?;
+    let out = c.ctr(CTR_NAMESPACE).args(["task", "delete", id]).run()?;
+    ensure!(out.code == 0, "task delete of a task that exited 0: {out}");
+    c.ctr(CTR_NAMESPACE)
+        .args(["containers", "delete", id])
+        .ok()?;
+    ensure!(task(c, id)?.is_none(), "task still listed after delete");
+    ensure!(
+        rt.state(&root, id).is_err(),
+        "the runtime still knows {id} after delete"
+    );
+    ensure!(
+        !host::alive(pid),
+        "container init {pid} still alive after delete"
+    );
+    ensure!(
+        !host::cgroup_exists(&format!("/{}/{id}", c.name)),
+        "container cgroup left after delete"
+    );
+    Ok(())
+}
+
+/// `ctr task kill -s SIGKILL` on a process that ignores SIGTERM: stopped, exit status 137.
+fn kill_sigkill_exit_status(c: &Containerd, _rt: &Runtime) -> Result<()> {
+    let id = "killme";
+    c.ctr_run(
+        &["-d"],
+        id,
+        &["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
+    )
+    .ok()?;
+    wait_status(c, id, "RUNNING")?;
+    c.ctr(CTR_NAMESPACE)
+        .args(["task", "kill", "-s", "SIGKILL", id])
+        .ok()?;
+    wait_status(c, id, "STOPPED")?;
+    // ctr task delete reports the task's exit status (a warning in 1.6, not its own exit code).
+    let out = c.ctr(CTR_NAMESPACE).args(["task", "delete", id]).run()?;
+    ensure!(
+        out.code == 137 || out.stderr.contains("exit code 137"),
+        "expected exit status 137 from `ctr task delete` of a SIGKILLed task: {out}"
+    );
+    c.ctr(CTR_NAMESPACE)
+        .args(["containers", "delete", id])
+        .ok()?;
+    Ok(())
+}
