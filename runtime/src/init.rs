@@ -105,7 +105,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     )?;
 
     if plan.namespaces.has(Kind::Mount) {
-        rootfs::pivot(&plan.rootfs, args.no_pivot, plan.rootfs_propagation)?;
+        rootfs::pivot(&plan.rootfs, args.no_pivot)?;
     } else {
         nix::unistd::chroot(&plan.rootfs).context("chroot into the rootfs (no mount namespace)")?;
         nix::unistd::chdir("/").context("chdir /")?;
@@ -125,9 +125,6 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
         terminal::become_controlled(&slave)?;
     }
 
-    if plan.namespaces.has(Kind::Mount) {
-        rootfs::finalize(&plan.masked_paths, &plan.readonly_paths, plan.root_readonly)?;
-    }
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(h).with_context(|| format!("hostname {h:?}: sethostname"))?;
     }
@@ -138,6 +135,15 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         std::fs::write(&path, value.as_bytes())
             .with_context(|| format!("linux.sysctl {key}={value}: writing {path}"))?;
+    }
+    // After the sysctls: /proc/sys is usually one of the read-only paths.
+    if plan.namespaces.has(Kind::Mount) {
+        rootfs::finalize(
+            &plan.masked_paths,
+            &plan.readonly_paths,
+            plan.root_readonly,
+            plan.rootfs_propagation,
+        )?;
     }
     if !args.no_new_keyring {
         let name = std::ffi::CString::new(format!("_ses.{}", plan.id))?;

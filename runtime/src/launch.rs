@@ -74,6 +74,7 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
     let mut preserve_fds = o.preserve_fds;
     if let Some(n) = listen_fds() {
         plan.process.env.push(format!("LISTEN_FDS={n}"));
+        plan.process.env.push("LISTEN_PID=1".to_owned());
         preserve_fds += n;
     }
     let cgroup = Cgroup::open(&plan.cgroup)?;

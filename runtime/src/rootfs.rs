@@ -3,7 +3,7 @@
 //!    `mounts` entry (targets resolved inside the rootfs by pathrs), create `/dev`'s nodes and links;
 //! 2. (the createContainer hooks run)
 //! 3. `pivot`: pivot_root into it (or MS_MOVE + chroot with `--no-pivot`) and drop the host's tree;
-//! 4. `finalize`: `maskedPaths`, `readonlyPaths`, `root.readonly`.
+//! 4. `finalize`: `readonlyPaths`, `maskedPaths`, `root.readonly`, `rootfsPropagation`.
 
 use std::ffi::CString;
 use std::fs::Permissions;
@@ -89,7 +89,8 @@ fn describe(s: &Source) -> String {
     }
 }
 
-/// pivot_root needs the rootfs's parent mount not to be shared.
+/// pivot_root needs the rootfs's parent mount not to be shared, and binding the rootfs needs it not to
+/// be unbindable (`rootfsPropagation: unbindable` just made `/` so): make it private in both cases.
 fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
@@ -106,7 +107,7 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
         let shared = fields[6..]
             .iter()
             .take_while(|f| **f != "-")
-            .any(|f| f.starts_with("shared:"));
+            .any(|f| f.starts_with("shared:") || *f == "unbindable");
         if best
             .as_ref()
             .is_none_or(|(p, _)| mount_point.as_os_str().len() >= p.as_os_str().len())
@@ -115,8 +116,14 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
         }
     }
     if let Some((mp, true)) = best {
-        mount::<str, Path, str, str>(None, &mp, None, MsFlags::MS_PRIVATE, None)
-            .with_context(|| format!("making {} private for pivot_root", mp.display()))?;
+        mount::<str, Path, str, str>(None, &mp, None, MsFlags::MS_PRIVATE, None).with_context(
+            || {
+                format!(
+                    "making {} private for binding the rootfs and pivot_root",
+                    mp.display()
+                )
+            },
+        )?;
     }
     Ok(())
 }
@@ -528,20 +535,52 @@ fn in_new_cgroup_namespace() -> bool {
 
 /// Move into the prepared rootfs: pivot_root (the host's tree is detached and dropped), or with
 /// `no_pivot` MS_MOVE + chroot (for a rootfs on ramfs, where pivot_root is impossible).
-pub fn pivot(rootfs: &Path, no_pivot: bool, propagation: u64) -> Result<()> {
+pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     nix::unistd::chdir(rootfs).with_context(|| format!("chdir {}", rootfs.display()))?;
     if no_pivot {
         mount::<str, str, str, str>(Some("."), "/", None, MsFlags::MS_MOVE, None)
             .context("moving the rootfs onto / (--no-pivot)")?;
         nix::unistd::chroot(".").context("chroot into the rootfs (--no-pivot)")?;
     } else {
+        let old_root = std::fs::File::open("/").context("opening the old root")?;
         nix::unistd::pivot_root(".", ".").context("pivot_root into the rootfs")?;
-        // The old root is now stacked under "."; keep unmount events from reaching the host, then drop it.
+        // The old root is now stacked on the new one. Step into it (through the fd: "." would name the new
+        // root for mount(2)), keep our unmounts from reaching the host, and drop it.
+        nix::unistd::fchdir(old_root.as_raw_fd()).context("fchdir into the old root")?;
         mount::<str, str, str, str>(None, ".", None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)
             .context("making the old root a slave")?;
         umount2(".", MntFlags::MNT_DETACH).context("detaching the host's root")?;
     }
     nix::unistd::chdir("/").context("chdir /")?;
+    Ok(())
+}
+
+/// After pivot_root: readonlyPaths, maskedPaths (runc's order), root.readonly, and last
+/// `rootfsPropagation` on `/` (last: an unbindable `/` would refuse the binds before it).
+pub fn finalize(
+    masked: &[String],
+    readonly: &[String],
+    root_readonly: bool,
+    propagation: u64,
+) -> Result<()> {
+    let root = Root::open("/").context("opening the container's /")?;
+    for p in readonly {
+        make_readonly(&root, p).with_context(|| format!("linux.readonlyPaths: {p}"))?;
+    }
+    if !masked.is_empty() {
+        let null = verified_dev_null()?;
+        for p in masked {
+            mask(&root, p, &null).with_context(|| format!("linux.maskedPaths: {p}"))?;
+        }
+    }
+    if root_readonly {
+        let top = root.resolve("/")?;
+        let ro = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        setattr(&top, &ro, false).context("root.readonly: making / read-only")?;
+    }
     if propagation != 0 {
         mount::<str, str, str, str>(
             None,
@@ -551,33 +590,6 @@ pub fn pivot(rootfs: &Path, no_pivot: bool, propagation: u64) -> Result<()> {
             None,
         )
         .context("applying linux.rootfsPropagation to /")?;
-    }
-    Ok(())
-}
-
-/// After pivot_root: maskedPaths, readonlyPaths, and root.readonly.
-pub fn finalize(masked: &[String], readonly: &[String], root_readonly: bool) -> Result<()> {
-    let root = Root::open("/").context("opening the container's /")?;
-    if !masked.is_empty() {
-        let null = verified_dev_null()?;
-        for p in masked {
-            mask(&root, p, &null).with_context(|| format!("linux.maskedPaths: {p}"))?;
-        }
-    }
-    for p in readonly {
-        make_readonly(&root, p).with_context(|| format!("linux.readonlyPaths: {p}"))?;
-    }
-    if root_readonly {
-        let top = root.resolve("/")?;
-        setattr(
-            &top,
-            &MountAttr {
-                attr_set: MOUNT_ATTR_RDONLY,
-                ..Default::default()
-            },
-            false,
-        )
-        .context("root.readonly: making / read-only")?;
     }
     Ok(())
 }

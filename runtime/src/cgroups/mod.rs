@@ -461,7 +461,8 @@ impl Cgroup {
             let d = need(f, "blkio")?;
             let has_weight = v1::blkio_weight_files(d).is_some();
             if b.weight().is_some_and(|w| w != 0) && !has_weight {
-                bail!("{f}.weight: this kernel has no blkio.weight nor blkio.bfq.weight (no CFQ/BFQ I/O scheduler weights) in {}", d.display());
+                // runc 1.1 skips the weight on such kernels; say so instead of failing the container.
+                crate::warn!("{f}.weight is ignored: this kernel has no blkio.weight nor blkio.bfq.weight (no CFQ/BFQ I/O scheduler weights) in {}", d.display());
             }
             if b.weight_device().as_ref().is_some_and(|v| !v.is_empty()) && !has_weight {
                 bail!("{f}.weightDevice: this kernel has no blkio weight_device file (no CFQ/BFQ) in {}", d.display());

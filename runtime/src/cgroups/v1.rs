@@ -258,8 +258,8 @@ pub(crate) fn blkio_weight_files(d: &Path) -> Option<(&'static str, &'static str
 
 fn apply_blkio(d: &Path, b: &LinuxBlockIo) -> Result<()> {
     let files = blkio_weight_files(d);
-    if let Some(w) = b.weight().filter(|w| *w != 0) {
-        let (wf, _) = files.context("linux.resources.blockIO.weight: no blkio weight file")?;
+    // Without a weight file (no CFQ/BFQ), `check` warned that the weight is ignored.
+    if let (Some(w), Some((wf, _))) = (b.weight().filter(|w| *w != 0), files) {
         fsutil::write(d, wf, &w.to_string())?;
     }
     if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
