@@ -610,6 +610,19 @@ impl Bundle {
         self
     }
 
+    /// Remove the mounts whose destination is `dest`.
+    pub fn remove_mount(&mut self, dest: &str) -> &mut Self {
+        if let Some(a) = self.config.pointer_mut("/mounts").and_then(Value::as_array_mut) {
+            a.retain(|m| m["destination"] != dest);
+        }
+        self
+    }
+
+    /// Append a mount.
+    pub fn mount(&mut self, m: Value) -> &mut Self {
+        self.push("/mounts", m)
+    }
+
     /// Add (or replace) a namespace, optionally joined by path.
     pub fn namespace(&mut self, ty: &str, path: Option<&str>) -> &mut Self {
         self.remove_namespace(ty);
