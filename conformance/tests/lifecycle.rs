@@ -330,3 +330,30 @@ fn state_of_stopped_container_keeps_identity() {
     assert!(st["ociVersion"].is_string());
     b.delete(&id).ok();
 }
+
+#[test]
+fn start_on_stopped_container_fails_without_effect() {
+    let mut b = bundle("startstopped");
+    b.sh("echo ran >> /output");
+    let id = b.create_ok();
+    assert!(!b.rootfs().join("output").exists(), "process.args applied before start");
+    b.start(&id).ok();
+    b.wait_status(&id, "stopped", T);
+    b.start(&id).fails();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(b.read_rootfs("output"), "ran\n", "a failed start must not run the process again");
+    assert_eq!(b.state_json(&id)["status"], "stopped");
+    b.delete(&id).ok();
+}
+
+#[test]
+fn container_without_process_cannot_be_started() {
+    let mut b = bundle("noprocess");
+    b.remove("/process");
+    let id = b.new_id();
+    let created = b.create(&id);
+    if created.success() {
+        b.start(&id).fails();
+    }
+    b.delete_force(&id);
+}
