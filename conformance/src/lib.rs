@@ -1015,7 +1015,15 @@ impl Unshared {
     /// Start `unshare <flags...> sleep 1000` and wait until its namespaces differ from ours.
     pub fn start(flags: &[&str], ns: &[&str]) -> Unshared {
         let mut c = Command::new("unshare");
-        c.args(flags).args([BUSYBOX, "sleep", "1000"]).stdin(Stdio::null());
+        c.args(flags);
+        if flags.contains(&"--fork") {
+            // so that killing unshare also kills its forked child
+            c.arg("--kill-child");
+        }
+        c.args([BUSYBOX, "sleep", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let child = c.spawn().expect("spawn unshare");
         let u = Unshared { child };
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -83,6 +83,19 @@ fn join_namespaces_of_another_process_by_path() {
 }
 
 #[test]
+fn join_mount_and_pid_namespace_by_path() {
+    // The pid namespace of `unshare --pid --fork` is its pid_for_children.
+    let u = Unshared::start(&["--pid", "--fork", "--mount", "--propagation", "private"], &["pid_for_children", "mnt"]);
+    let mut b = bundle("nsjoinmnt");
+    b.namespace("mount", Some(&u.ns_path("mnt")));
+    b.namespace("pid", Some(&u.ns_path("pid_for_children")));
+    let (_id, pid) = running(&mut b);
+    let upid = u.pid().to_string();
+    assert_eq!(ns_link(&pid, "mnt"), ns_link(&upid, "mnt"), "mount namespace not joined");
+    assert_eq!(ns_link(&pid, "pid"), ns_link(&upid, "pid_for_children"), "pid namespace not joined");
+}
+
+#[test]
 fn join_network_and_pid_namespace_of_another_container() {
     let mut a = bundle("nsjoina");
     let (_ida, pida) = running(&mut a);
