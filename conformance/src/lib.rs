@@ -70,7 +70,7 @@ fn resolve_runtime() -> Result<PathBuf> {
                 if !p.is_file() {
                     bail!("RUNTIME={r} is not a file");
                 }
-                return Ok(fs::canonicalize(&p).with_context(|| format!("canonicalize {r}"))?);
+                return fs::canonicalize(&p).with_context(|| format!("canonicalize {r}"));
             }
             return which(&r).ok_or_else(|| anyhow!("RUNTIME={r}: not found in PATH"));
         }
@@ -171,7 +171,8 @@ pub fn template() -> &'static Path {
 }
 
 fn build_template() -> Result<PathBuf> {
-    let meta = fs::metadata(BUSYBOX).with_context(|| format!("stat {BUSYBOX} (apt-get install busybox-static)"))?;
+    let meta = fs::metadata(BUSYBOX)
+        .with_context(|| format!("stat {BUSYBOX} (apt-get install busybox-static)"))?;
     use std::os::unix::fs::MetadataExt;
     let key = format!("template-{}-{}-v1", meta.len(), meta.mtime());
     let dest = work_base().join(&key);
@@ -181,14 +182,30 @@ fn build_template() -> Result<PathBuf> {
     let tmp = work_base().join(format!("{key}.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     for d in [
-        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user1",
-        "home/user2", "var", "run", "mnt",
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "home/user1",
+        "home/user2",
+        "var",
+        "run",
+        "mnt",
     ] {
         fs::create_dir_all(tmp.join(d)).with_context(|| format!("mkdir {d}"))?;
     }
     fs::set_permissions(tmp.join("tmp"), fs::Permissions::from_mode(0o1777))?;
     fs::copy(BUSYBOX, tmp.join("bin/busybox")).context("copy busybox")?;
-    let list = Command::new(BUSYBOX).arg("--list-full").output().context("busybox --list-full")?;
+    let list = Command::new(BUSYBOX)
+        .arg("--list-full")
+        .output()
+        .context("busybox --list-full")?;
     if !list.status.success() {
         bail!("busybox --list-full failed");
     }
@@ -309,7 +326,9 @@ pub fn set_ptr(root: &mut Value, ptr: &str, value: Value) {
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
         if let Value::Array(a) = cur {
-            let idx: usize = part.parse().unwrap_or_else(|_| panic!("bad index {part} in {ptr}"));
+            let idx: usize = part
+                .parse()
+                .unwrap_or_else(|_| panic!("bad index {part} in {ptr}"));
             if last {
                 a[idx] = value;
                 return;
@@ -428,7 +447,10 @@ impl Out {
 
     /// stdout lines, trimmed.
     pub fn lines(&self) -> Vec<String> {
-        self.stdout.lines().map(|l| l.trim_end().to_string()).collect()
+        self.stdout
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .collect()
     }
 
     /// Value of a `key=value` line printed by the container.
@@ -439,7 +461,12 @@ impl Out {
             .lines()
             .find_map(|l| l.strip_prefix(&prefix))
             .map(|v| v.trim_end().to_string())
-            .unwrap_or_else(|| panic!("no `{key}=` line in output of `{}`:\n{}\nstderr: {}", self.cmd, self.stdout, self.stderr))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `{key}=` line in output of `{}`:\n{}\nstderr: {}",
+                    self.cmd, self.stdout, self.stderr
+                )
+            })
     }
 }
 
@@ -467,7 +494,12 @@ pub fn run_cmd(mut cmd: Command, scratch: &Path, timeout: Duration) -> Out {
     let stderr = String::from_utf8_lossy(&fs::read(&err_p).unwrap_or_default()).into_owned();
     let _ = fs::remove_file(&out_p);
     let _ = fs::remove_file(&err_p);
-    Out { cmd: desc, code, stdout, stderr }
+    Out {
+        cmd: desc,
+        code,
+        stdout,
+        stderr,
+    }
 }
 
 /// Wait for a child up to `timeout`; `None` on timeout.
@@ -476,7 +508,9 @@ pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<i32> {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
-            Ok(Some(st)) => return Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))),
+            Ok(Some(st)) => {
+                return Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
+            }
             Ok(None) => {}
             Err(e) => panic!("wait: {e}"),
         }
@@ -604,7 +638,11 @@ impl Bundle {
 
     /// Remove a namespace type from linux.namespaces.
     pub fn remove_namespace(&mut self, ty: &str) -> &mut Self {
-        if let Some(a) = self.config.pointer_mut("/linux/namespaces").and_then(Value::as_array_mut) {
+        if let Some(a) = self
+            .config
+            .pointer_mut("/linux/namespaces")
+            .and_then(Value::as_array_mut)
+        {
             a.retain(|n| n["type"] != ty);
         }
         self
@@ -612,7 +650,11 @@ impl Bundle {
 
     /// Remove the mounts whose destination is `dest`.
     pub fn remove_mount(&mut self, dest: &str) -> &mut Self {
-        if let Some(a) = self.config.pointer_mut("/mounts").and_then(Value::as_array_mut) {
+        if let Some(a) = self
+            .config
+            .pointer_mut("/mounts")
+            .and_then(Value::as_array_mut)
+        {
             a.retain(|m| m["destination"] != dest);
         }
         self
@@ -660,14 +702,25 @@ impl Bundle {
             return;
         }
         let mut cfg = self.config.clone();
-        if self.default_cgroups_path && cfg.pointer("/linux/cgroupsPath").is_none() && cfg.get("linux").is_some() {
-            set_ptr(&mut cfg, "/linux/cgroupsPath", json!(Self::cgroup_path_for(id)));
+        if self.default_cgroups_path
+            && cfg.pointer("/linux/cgroupsPath").is_none()
+            && cfg.get("linux").is_some()
+        {
+            set_ptr(
+                &mut cfg,
+                "/linux/cgroupsPath",
+                json!(Self::cgroup_path_for(id)),
+            );
         }
         // A marker to find leftover container processes by their environment.
-        if let Some(env) = cfg.pointer_mut("/process/env").and_then(Value::as_array_mut) {
+        if let Some(env) = cfg
+            .pointer_mut("/process/env")
+            .and_then(Value::as_array_mut)
+        {
             env.push(json!(format!("CONFORMANCE_ID={id}")));
         }
-        fs::write(&path, serde_json::to_vec_pretty(&cfg).expect("serialize")).expect("write config.json");
+        fs::write(&path, serde_json::to_vec_pretty(&cfg).expect("serialize"))
+            .expect("write config.json");
     }
 
     /// Write config.json as it would be for container `id` (for tests that edit
@@ -776,7 +829,8 @@ impl Bundle {
         if !o.success() {
             bail!("state {id} failed ({}): {}", o.code, o.stderr);
         }
-        serde_json::from_str(&o.stdout).with_context(|| format!("state output is not JSON: {}", o.stdout))
+        serde_json::from_str(&o.stdout)
+            .with_context(|| format!("state output is not JSON: {}", o.stdout))
     }
 
     /// Parsed state JSON; panics if `state` fails.
@@ -799,7 +853,9 @@ impl Bundle {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("container {id} did not reach status {status} within {timeout:?}; last state: {last}")
+        panic!(
+            "container {id} did not reach status {status} within {timeout:?}; last state: {last}"
+        )
     }
 
     /// Read a file the container wrote into its rootfs (path relative to rootfs `/`).
@@ -827,7 +883,11 @@ impl Bundle {
     #[track_caller]
     pub fn assert_nothing_left(&self, id: &str) {
         let entries: Vec<String> = fs::read_dir(&self.root)
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         assert!(
             !entries.iter().any(|e| e.contains(id)),
@@ -835,10 +895,22 @@ impl Bundle {
             self.root.display()
         );
         let st = self.state(id);
-        assert!(!st.success(), "`state {id}` still succeeds after a failed/finished lifecycle: {}", st.stdout);
-        let cg = self.config.pointer("/linux/cgroupsPath").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| Self::cgroup_path_for(id));
+        assert!(
+            !st.success(),
+            "`state {id}` still succeeds after a failed/finished lifecycle: {}",
+            st.stdout
+        );
+        let cg = self
+            .config
+            .pointer("/linux/cgroupsPath")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| Self::cgroup_path_for(id));
         let left = cgroup_dirs_existing(&cg);
-        assert!(left.is_empty(), "cgroup directories left for {id}: {left:?}");
+        assert!(
+            left.is_empty(),
+            "cgroup directories left for {id}: {left:?}"
+        );
         let procs = processes_of(id, &cg);
         assert!(procs.is_empty(), "processes left for {id}: {procs:?}");
     }
@@ -855,7 +927,9 @@ impl Drop for Bundle {
             }
             if st.is_some() {
                 let mut c = self.rt_cmd(&["delete", "--force", &id]);
-                c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+                c.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
                 if let Ok(mut ch) = c.spawn() {
                     if wait_child(&mut ch, Duration::from_secs(20)).is_none() {
                         let _ = ch.kill();
@@ -872,7 +946,10 @@ impl Drop for Bundle {
             // Kill only processes that are provably ours: in the container's
             // cgroup or carrying its marker env.
             for pid in processes_of(&id, &cg) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
             remove_cgroup_dirs(&cg);
@@ -896,14 +973,24 @@ pub fn processes_of(id: &str, cg: &str) -> Vec<i32> {
     let marker = format!("CONFORMANCE_ID={id}");
     let me = std::process::id() as i32;
     let mut out = Vec::new();
-    let Ok(rd) = fs::read_dir("/proc") else { return out };
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
     for e in rd.filter_map(|e| e.ok()) {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if pid == me {
             continue;
         }
         let in_cg = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .map(|s| s.lines().any(|l| l.rsplit(':').next().is_some_and(|p| p == cg || p.starts_with(&format!("{cg}/")))))
+            .map(|s| {
+                s.lines().any(|l| {
+                    l.rsplit(':')
+                        .next()
+                        .is_some_and(|p| p == cg || p.starts_with(&format!("{cg}/")))
+                })
+            })
             .unwrap_or(false);
         let has_marker = fs::read(format!("/proc/{pid}/environ"))
             .map(|b| b.split(|c| *c == 0).any(|v| v == marker.as_bytes()))
@@ -943,7 +1030,11 @@ pub fn cgroup_dirs_existing(path: &str) -> Vec<PathBuf> {
     if rel.is_empty() {
         return Vec::new();
     }
-    cgroup_hierarchies().into_iter().map(|h| h.join(rel)).filter(|p| p.is_dir()).collect()
+    cgroup_hierarchies()
+        .into_iter()
+        .map(|h| h.join(rel))
+        .filter(|p| p.is_dir())
+        .collect()
 }
 
 /// Remove the cgroup directories for `path` (deepest first) in all hierarchies.
@@ -967,7 +1058,8 @@ fn remove_cgroup_tree(d: &Path) {
 /// Directory of `pid`'s cgroup for `controller` (v1: the hierarchy carrying it;
 /// v2: the unified one).
 pub fn cgroup_dir_of(pid: i32, controller: &str) -> Result<PathBuf> {
-    let s = fs::read_to_string(format!("/proc/{pid}/cgroup")).with_context(|| format!("read /proc/{pid}/cgroup"))?;
+    let s = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .with_context(|| format!("read /proc/{pid}/cgroup"))?;
     let v2 = cgroup_v2();
     for line in s.lines() {
         let mut it = line.splitn(3, ':');
@@ -979,7 +1071,10 @@ pub fn cgroup_dir_of(pid: i32, controller: &str) -> Result<PathBuf> {
         } else if ctrls.split(',').any(|c| c == controller) {
             // Find the mount of this hierarchy.
             for h in cgroup_hierarchies() {
-                let name = h.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = h
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 if name.split(',').any(|c| c == controller) {
                     return Ok(h.join(path.trim_start_matches('/')));
                 }
@@ -1029,12 +1124,16 @@ impl Unshared {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let ready = ns.iter().all(|n| {
-                fs::read_link(format!("/proc/{}/ns/{n}", u.pid())).ok() != fs::read_link(format!("/proc/self/ns/{n}")).ok()
+                fs::read_link(format!("/proc/{}/ns/{n}", u.pid())).ok()
+                    != fs::read_link(format!("/proc/self/ns/{n}")).ok()
             });
             if ready {
                 break;
             }
-            assert!(Instant::now() < deadline, "unshare {flags:?} did not enter new namespaces");
+            assert!(
+                Instant::now() < deadline,
+                "unshare {flags:?} did not enter new namespaces"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         u
@@ -1068,15 +1167,51 @@ pub fn status_map(text: &str) -> BTreeMap<String, String> {
 /// Capability bit numbers by name (as in linux/capability.h).
 pub fn cap_bit(name: &str) -> u32 {
     const CAPS: [&str; 41] = [
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-        "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-        "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-        "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-        "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
     ];
-    CAPS.iter().position(|c| *c == name).unwrap_or_else(|| panic!("unknown cap {name}")) as u32
+    CAPS.iter()
+        .position(|c| *c == name)
+        .unwrap_or_else(|| panic!("unknown cap {name}")) as u32
 }
 
 /// The capability mask (as printed in /proc/self/status) of a set of names.
@@ -1102,7 +1237,10 @@ impl ConsoleSocket {
         let listener = UnixListener::bind(&path).expect("bind console socket");
         listener.set_nonblocking(true).expect("nonblocking");
         let handle = std::thread::spawn(move || receive_console(listener, timeout));
-        ConsoleSocket { path, handle: Some(handle) }
+        ConsoleSocket {
+            path,
+            handle: Some(handle),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -1111,7 +1249,11 @@ impl ConsoleSocket {
 
     /// Everything read from the pty master (until the container closed it).
     pub fn output(mut self) -> Result<Vec<u8>> {
-        self.handle.take().expect("handle").join().map_err(|_| anyhow!("console thread panicked"))?
+        self.handle
+            .take()
+            .expect("handle")
+            .join()
+            .map_err(|_| anyhow!("console thread panicked"))?
     }
 }
 
@@ -1134,7 +1276,13 @@ fn receive_console(listener: UnixListener, timeout: Duration) -> Result<Vec<u8>>
     let mut buf = [0u8; 4096];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).context("recvmsg on console socket")?;
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .context("recvmsg on console socket")?;
     let mut master: Option<OwnedFd> = None;
     for c in msg.cmsgs().context("cmsgs")? {
         if let ControlMessageOwned::ScmRights(fds) = c {
@@ -1156,7 +1304,10 @@ fn receive_console(listener: UnixListener, timeout: Duration) -> Result<Vec<u8>>
         if Instant::now() > deadline {
             break;
         }
-        let mut pfd = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&file), nix::poll::PollFlags::POLLIN)];
+        let mut pfd = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&file),
+            nix::poll::PollFlags::POLLIN,
+        )];
         let n = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16)).unwrap_or(0);
         if n == 0 {
             continue;

@@ -29,11 +29,13 @@ fn cg(pid: i32, ctrl: &str, v1: &str, v2: &str) -> String {
 
 fn has_controller(ctrl: &str) -> bool {
     if cgroup_v2() {
-        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").is_ok_and(|c| c.split_whitespace().any(|x| x == ctrl))
+        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|x| x == ctrl))
     } else {
-        cgroup_hierarchies()
-            .iter()
-            .any(|h| h.file_name().is_some_and(|n| n.to_string_lossy().split(',').any(|c| c == ctrl)))
+        cgroup_hierarchies().iter().any(|h| {
+            h.file_name()
+                .is_some_and(|n| n.to_string_lossy().split(',').any(|c| c == ctrl))
+        })
     }
 }
 
@@ -52,14 +54,25 @@ fn absolute_cgroups_path_is_used() {
     let pid = b.state_json(&id)["pid"].as_i64().unwrap() as i32;
     for ctrl in ["pids", "memory", "cpu"] {
         let d = cgroup_dir_of(pid, ctrl).unwrap();
-        assert!(d.ends_with(path.trim_start_matches('/')), "{ctrl} cgroup of the container is {} not {path}", d.display());
+        assert!(
+            d.ends_with(path.trim_start_matches('/')),
+            "{ctrl} cgroup of the container is {} not {path}",
+            d.display()
+        );
         let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap();
-        assert!(procs.lines().any(|p| p.trim() == pid.to_string()), "{pid} not in {}", d.display());
+        assert!(
+            procs.lines().any(|p| p.trim() == pid.to_string()),
+            "{pid} not in {}",
+            d.display()
+        );
     }
     b.kill(&id, "KILL").ok();
     b.wait_status(&id, "stopped", T);
     b.delete(&id).ok();
-    assert!(cgroup_dirs_existing(&path).is_empty(), "delete must remove the cgroups it created");
+    assert!(
+        cgroup_dirs_existing(&path).is_empty(),
+        "delete must remove the cgroups it created"
+    );
 }
 
 #[test]
@@ -73,9 +86,16 @@ fn relative_cgroups_path_ends_the_container_cgroup() {
     let pid = b.state_json(&id)["pid"].as_i64().unwrap() as i32;
     let d = cgroup_dir_of(pid, "pids").unwrap();
     let hier = cgroup_dir_of(1, "pids").unwrap();
-    let full = d.strip_prefix(&hier).map(|p| format!("/{}", p.display())).unwrap_or_default();
+    let full = d
+        .strip_prefix(&hier)
+        .map(|p| format!("/{}", p.display()))
+        .unwrap_or_default();
     b.cleanup_cgroup(&full);
-    assert!(d.ends_with(&rel), "relative cgroupsPath not honoured: {}", d.display());
+    assert!(
+        d.ends_with(&rel),
+        "relative cgroupsPath not honoured: {}",
+        d.display()
+    );
 }
 
 #[test]
@@ -85,13 +105,25 @@ fn memory_resources() {
         "cgmem",
         json!({"memory": {"limit": limit, "reservation": 32 << 20, "swap": 128 << 20, "swappiness": 10, "disableOOMKiller": true}}),
     );
-    assert_eq!(cg(pid, "memory", "memory.limit_in_bytes", "memory.max"), limit.to_string());
-    assert_eq!(cg(pid, "memory", "memory.soft_limit_in_bytes", "memory.low"), (32i64 << 20).to_string());
+    assert_eq!(
+        cg(pid, "memory", "memory.limit_in_bytes", "memory.max"),
+        limit.to_string()
+    );
+    assert_eq!(
+        cg(pid, "memory", "memory.soft_limit_in_bytes", "memory.low"),
+        (32i64 << 20).to_string()
+    );
     if cgroup_v2() {
         // v2 swap.max excludes memory: swap - limit
-        assert_eq!(cgroup_read(pid, "memory", "memory.swap.max"), (64i64 << 20).to_string());
+        assert_eq!(
+            cgroup_read(pid, "memory", "memory.swap.max"),
+            (64i64 << 20).to_string()
+        );
     } else {
-        assert_eq!(cgroup_read(pid, "memory", "memory.memsw.limit_in_bytes"), (128i64 << 20).to_string());
+        assert_eq!(
+            cgroup_read(pid, "memory", "memory.memsw.limit_in_bytes"),
+            (128i64 << 20).to_string()
+        );
         assert_eq!(cgroup_read(pid, "memory", "memory.swappiness"), "10");
         assert!(cgroup_read(pid, "memory", "memory.oom_control").contains("oom_kill_disable 1"));
     }
@@ -100,12 +132,23 @@ fn memory_resources() {
 #[test]
 fn memory_limit_is_enforced() {
     let mut b = bundle("cgmemoom");
-    b.set("/linux/resources/memory", json!({"limit": 16 << 20, "swap": 16 << 20}));
+    b.set(
+        "/linux/resources/memory",
+        json!({"limit": 16 << 20, "swap": 16 << 20}),
+    );
     // tmpfs pages are charged to the writer's memory cgroup: 64MiB cannot fit.
     b.sh("dd if=/dev/zero of=/dev/shm/fill bs=1M count=64 2>/dev/null; echo size=$(stat -c %s /dev/shm/fill)");
     let o = b.run();
-    let written: u64 = o.stdout.lines().find_map(|l| l.strip_prefix("size=")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
-    assert!(written < 64 << 20, "64MiB written under a 16MiB limit: {o:?}");
+    let written: u64 = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("size="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        written < 64 << 20,
+        "64MiB written under a 16MiB limit: {o:?}"
+    );
 }
 
 #[test]
@@ -120,7 +163,10 @@ fn cpu_resources() {
     if cgroup_v2() {
         assert_eq!(cgroup_read(pid, "cpu", "cpu.max"), "50000 100000");
         // runc's shares->weight conversion: 1 + ((shares - 2) * 9999) / 262142
-        assert_eq!(cgroup_read(pid, "cpu", "cpu.weight"), (1 + ((512 - 2) * 9999) / 262142).to_string());
+        assert_eq!(
+            cgroup_read(pid, "cpu", "cpu.weight"),
+            (1 + ((512 - 2) * 9999) / 262142).to_string()
+        );
     } else {
         assert_eq!(cgroup_read(pid, "cpu", "cpu.shares"), "512");
         assert_eq!(cgroup_read(pid, "cpu", "cpu.cfs_quota_us"), "50000");
@@ -134,7 +180,9 @@ fn cpu_resources() {
 
 #[test]
 fn cpuset_resources_and_affinity_inside() {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let cpu = if cpus > 1 { "1" } else { "0" };
     let mut b = bundle("cgcpuset");
     b.set("/linux/resources/cpu", json!({"cpus": cpu, "mems": "0"}));
@@ -164,7 +212,11 @@ fn pids_limit_on_host_and_inside() {
     b2.set("/linux/resources/pids", json!({"limit": 42}));
     b2.namespace("cgroup", None);
     b2.sh("cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max");
-    assert_eq!(b2.run_ok().stdout.trim(), "42", "container's view of its own pids.max");
+    assert_eq!(
+        b2.run_ok().stdout.trim(),
+        "42",
+        "container's view of its own pids.max"
+    );
 }
 
 #[test]
@@ -174,7 +226,10 @@ fn pids_limit_is_enforced() {
     b.sh("for i in 1 2 3 4 5 6 7 8; do sleep 5 & done 2>/dev/null; jobs -p | wc -l");
     let o = b.run();
     let started: u32 = o.stdout.trim().parse().unwrap_or(0);
-    assert!(started < 8, "8 background processes started under pids.limit=5: {o:?}");
+    assert!(
+        started < 8,
+        "8 background processes started under pids.limit=5: {o:?}"
+    );
 }
 
 #[test]
@@ -189,7 +244,10 @@ fn block_io_weight_and_throttle() {
     let dev = std::fs::read_dir("/sys/block")
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| !e.file_name().to_string_lossy().starts_with("loop") && !e.file_name().to_string_lossy().starts_with("zram"))
+        .filter(|e| {
+            !e.file_name().to_string_lossy().starts_with("loop")
+                && !e.file_name().to_string_lossy().starts_with("zram")
+        })
         .find_map(|e| std::fs::read_to_string(e.path().join("dev")).ok())
         .map(|s| s.trim().to_string());
     let Some(dev) = dev else {
@@ -207,17 +265,29 @@ fn block_io_weight_and_throttle() {
     );
     if cgroup_v2() {
         let max = cgroup_read(pid, "io", "io.max");
-        assert!(max.contains(&format!("{dev} rbps=1048576")) && max.contains("wiops=300"), "{max}");
+        assert!(
+            max.contains(&format!("{dev} rbps=1048576")) && max.contains("wiops=300"),
+            "{max}"
+        );
         return;
     }
-    assert_eq!(cgroup_read(pid, "blkio", "blkio.throttle.read_bps_device"), format!("{dev} 1048576"));
-    assert_eq!(cgroup_read(pid, "blkio", "blkio.throttle.write_iops_device"), format!("{dev} 300"));
+    assert_eq!(
+        cgroup_read(pid, "blkio", "blkio.throttle.read_bps_device"),
+        format!("{dev} 1048576")
+    );
+    assert_eq!(
+        cgroup_read(pid, "blkio", "blkio.throttle.write_iops_device"),
+        format!("{dev} 300")
+    );
     let dir = cgroup_dir_of(pid, "blkio").unwrap();
     if dir.join("blkio.weight").exists() {
         assert_eq!(cgroup_read(pid, "blkio", "blkio.weight"), "300");
     } else if dir.join("blkio.bfq.weight").exists() {
         let w = cgroup_read(pid, "blkio", "blkio.bfq.weight");
-        assert!(w.split_whitespace().any(|x| x == "300"), "blkio.bfq.weight = {w}");
+        assert!(
+            w.split_whitespace().any(|x| x == "300"),
+            "blkio.bfq.weight = {w}"
+        );
     } else {
         skip("no blkio weight file on this kernel");
     }
@@ -226,7 +296,11 @@ fn block_io_weight_and_throttle() {
 #[test]
 fn hugepage_limits() {
     let sizes: Vec<String> = std::fs::read_dir("/sys/kernel/mm/hugepages")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     if !sizes.iter().any(|s| s == "hugepages-2048kB") {
         return skip("no 2MB huge pages");
@@ -237,8 +311,15 @@ fn hugepage_limits() {
         // cgroup manager (runc's) cannot apply it.
         return skip("hugetlb controller not in a hierarchy the runtime manages (hybrid host)");
     }
-    let (_b, _id, pid) = created_with("cghuge", json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 2u64 << 30}]}));
-    let file = if cgroup_v2() { "hugetlb.2MB.max" } else { "hugetlb.2MB.limit_in_bytes" };
+    let (_b, _id, pid) = created_with(
+        "cghuge",
+        json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 2u64 << 30}]}),
+    );
+    let file = if cgroup_v2() {
+        "hugetlb.2MB.max"
+    } else {
+        "hugetlb.2MB.limit_in_bytes"
+    };
     assert_eq!(cgroup_read(pid, "hugetlb", file), (2u64 << 30).to_string());
 }
 
@@ -254,7 +335,10 @@ fn network_classid_and_priorities() {
 #[test]
 fn delete_removes_the_cgroups_it_created() {
     let (b, id, pid) = created_with("cgdel", json!({"pids": {"limit": 10}}));
-    let dirs: Vec<_> = ["pids", "memory", "cpu", "devices"].iter().map(|c| cgroup_dir_of(pid, c).unwrap()).collect();
+    let dirs: Vec<_> = ["pids", "memory", "cpu", "devices"]
+        .iter()
+        .map(|c| cgroup_dir_of(pid, c).unwrap())
+        .collect();
     b.kill(&id, "KILL").ok();
     b.wait_status(&id, "stopped", T);
     b.delete(&id).ok();

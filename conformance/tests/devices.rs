@@ -10,8 +10,19 @@ fn default_devices_exist_with_the_right_numbers() {
     b.sh("for d in null zero full random urandom tty; do echo $d=$(stat -c '%F %t:%T' /dev/$d); done; \
           echo ptmx=$(stat -L -c '%F' /dev/ptmx)");
     let o = b.run_ok();
-    for (d, num) in [("null", "1:3"), ("zero", "1:5"), ("full", "1:7"), ("random", "1:8"), ("urandom", "1:9"), ("tty", "5:0")] {
-        assert_eq!(o.kv(d), format!("character special file {num}"), "/dev/{d}: {o:?}");
+    for (d, num) in [
+        ("null", "1:3"),
+        ("zero", "1:5"),
+        ("full", "1:7"),
+        ("random", "1:8"),
+        ("urandom", "1:9"),
+        ("tty", "5:0"),
+    ] {
+        assert_eq!(
+            o.kv(d),
+            format!("character special file {num}"),
+            "/dev/{d}: {o:?}"
+        );
     }
     assert_eq!(o.kv("ptmx"), "character special file");
 }
@@ -62,9 +73,15 @@ fn linux_devices_are_created_with_type_numbers_mode_and_owner() {
     assert_eq!(o.kv("conf-null"), "character special file|1:3|640|1000:100");
     assert_eq!(o.kv("conf-loop"), "block special file|7:c8|600|0:0");
     // minor > 255 needs the full dev_t encoding (666 = 0x29a)
-    assert_eq!(o.kv("conf-bigminor"), "character special file|a:29a|660|0:0");
+    assert_eq!(
+        o.kv("conf-bigminor"),
+        "character special file|a:29a|660|0:0"
+    );
     let fifo = o.kv("conf-fifo");
-    assert!(fifo.starts_with("fifo|") && fifo.contains("|620|"), "{fifo}");
+    assert!(
+        fifo.starts_with("fifo|") && fifo.contains("|620|"),
+        "{fifo}"
+    );
 }
 
 // The devices cgroup is checked at open(2) before any driver: a denied device
@@ -80,18 +97,29 @@ fn devices_cgroup_denies_unlisted_devices() {
     b.caps(&["CAP_MKNOD", "CAP_DAC_OVERRIDE"]);
     b.sh(&format!("if mknod /tmp/dev240 c 240 0 2>/dev/null; then {OPEN_R}; else echo mknod: Operation not permitted; fi"));
     let o = b.run_ok();
-    assert!(o.stdout.contains("Operation not permitted"), "device c 240:0 not denied: {o:?}");
+    assert!(
+        o.stdout.contains("Operation not permitted"),
+        "device c 240:0 not denied: {o:?}"
+    );
 }
 
 #[test]
 fn devices_cgroup_allow_rule() {
     let mut b = bundle("devcgallow");
     b.caps(&["CAP_MKNOD", "CAP_DAC_OVERRIDE"]);
-    b.push("/linux/resources/devices", json!({"allow": true, "type": "c", "major": 240, "minor": 0, "access": "rwm"}));
-    b.sh(&format!("mknod /tmp/dev240 c 240 0 && echo mknod-ok; {OPEN_R}; {OPEN_W}"));
+    b.push(
+        "/linux/resources/devices",
+        json!({"allow": true, "type": "c", "major": 240, "minor": 0, "access": "rwm"}),
+    );
+    b.sh(&format!(
+        "mknod /tmp/dev240 c 240 0 && echo mknod-ok; {OPEN_R}; {OPEN_W}"
+    ));
     let o = b.run_ok();
     assert_eq!(o.lines()[0], "mknod-ok");
-    assert!(!o.stdout.contains("Operation not permitted"), "allowed device refused: {o:?}");
+    assert!(
+        !o.stdout.contains("Operation not permitted"),
+        "allowed device refused: {o:?}"
+    );
     assert!(o.stdout.contains("No such device"), "{o:?}");
 }
 
@@ -100,11 +128,22 @@ fn devices_cgroup_access_letters() {
     // Only read and mknod allowed: opening for write must be refused.
     let mut b = bundle("devcgaccess");
     b.caps(&["CAP_MKNOD", "CAP_DAC_OVERRIDE"]);
-    b.push("/linux/resources/devices", json!({"allow": true, "type": "c", "major": 240, "minor": 0, "access": "rm"}));
-    b.sh(&format!("mknod /tmp/dev240 c 240 0 && echo mknod-ok; echo R: $({OPEN_R}); echo W: $({OPEN_W})"));
+    b.push(
+        "/linux/resources/devices",
+        json!({"allow": true, "type": "c", "major": 240, "minor": 0, "access": "rm"}),
+    );
+    b.sh(&format!(
+        "mknod /tmp/dev240 c 240 0 && echo mknod-ok; echo R: $({OPEN_R}); echo W: $({OPEN_W})"
+    ));
     let o = b.run_ok();
     let l = o.lines();
     assert_eq!(l[0], "mknod-ok", "{o:?}");
-    assert!(l[1].contains("No such device"), "read must pass the cgroup: {o:?}");
-    assert!(l[2].contains("Operation not permitted"), "write must be denied: {o:?}");
+    assert!(
+        l[1].contains("No such device"),
+        "read must pass the cgroup: {o:?}"
+    );
+    assert!(
+        l[2].contains("Operation not permitted"),
+        "write must be denied: {o:?}"
+    );
 }

@@ -24,7 +24,12 @@ fn run_rejects(b: &mut Bundle, words: &[&str]) {
 fn hard_limit(name: &str) -> u64 {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
     let l = limits.lines().find(|l| l.starts_with(name)).unwrap();
-    l[name.len()..].split_whitespace().nth(1).unwrap().parse().unwrap()
+    l[name.len()..]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -47,7 +52,8 @@ fn missing_config_json() {
     let id = b.new_id();
     let dir = b.path().to_string_lossy().into_owned();
     // do not write config.json
-    b.rt(&["create", "--bundle", &dir, &id]).fails_naming(&["config.json", "no such file"]);
+    b.rt(&["create", "--bundle", &dir, &id])
+        .fails_naming(&["config.json", "no such file"]);
     b.assert_nothing_left(&id);
 }
 
@@ -55,7 +61,10 @@ fn missing_config_json() {
 fn missing_rootfs() {
     let mut b = bundle("norootfs");
     b.set("/root/path", json!("rootfs-that-does-not-exist"));
-    rejects(&mut b, &["rootfs-that-does-not-exist", "rootfs", "no such file"]);
+    rejects(
+        &mut b,
+        &["rootfs-that-does-not-exist", "rootfs", "no such file"],
+    );
 }
 
 #[test]
@@ -78,14 +87,20 @@ fn negative_oom_score_adj_without_cap_sys_resource() {
 fn rlimit_above_the_current_hard_limit() {
     let hard = hard_limit("Max open files");
     let mut b = bundle("badrlimit");
-    b.set("/process/rlimits", json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard + 1}]));
+    b.set(
+        "/process/rlimits",
+        json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard + 1}]),
+    );
     rejects(&mut b, &["rlimit", "operation not permitted"]);
 }
 
 #[test]
 fn unknown_rlimit_type() {
     let mut b = bundle("badrlimittype");
-    b.set("/process/rlimits", json!([{"type": "RLIMIT_TEST", "soft": 1024, "hard": 1024}]));
+    b.set(
+        "/process/rlimits",
+        json!([{"type": "RLIMIT_TEST", "soft": 1024, "hard": 1024}]),
+    );
     rejects(&mut b, &["RLIMIT_TEST"]);
 }
 
@@ -137,7 +152,10 @@ fn invalid_tmpfs_option() {
 #[test]
 fn unknown_sysctl() {
     let mut b = bundle("badsysctl");
-    b.set("/linux/sysctl", json!({"kernel.no_such_sysctl_conformance": "1"}));
+    b.set(
+        "/linux/sysctl",
+        json!({"kernel.no_such_sysctl_conformance": "1"}),
+    );
     rejects(&mut b, &["no_such_sysctl_conformance", "sysctl"]);
 }
 

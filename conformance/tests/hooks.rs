@@ -31,7 +31,14 @@ fn log_for(kind: &str, host_log: &str) -> String {
     }
 }
 
-const ALL: [&str; 6] = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
+const ALL: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
 
 #[test]
 fn hooks_run_in_lifecycle_order() {
@@ -48,17 +55,35 @@ fn hooks_run_in_lifecycle_order() {
     let after_create: Vec<&str> = after_create.lines().collect();
     assert_eq!(
         after_create[..after_create.len().min(6)],
-        ["prestart1", "prestart2", "createRuntime1", "createRuntime2", "createContainer1", "createContainer2"],
+        [
+            "prestart1",
+            "prestart2",
+            "createRuntime1",
+            "createRuntime2",
+            "createContainer1",
+            "createContainer2"
+        ],
         "hooks run by `create`, in order"
     );
-    assert!(!after_create.contains(&"startContainer1"), "startContainer hooks ran before `start`");
-    assert!(!after_create.contains(&"process"), "process ran before `start`");
+    assert!(
+        !after_create.contains(&"startContainer1"),
+        "startContainer hooks ran before `start`"
+    );
+    assert!(
+        !after_create.contains(&"process"),
+        "process ran before `start`"
+    );
     b.start(&id).ok();
     b.wait_status(&id, "stopped", T);
     b.delete(&id).ok();
     let all = fs::read_to_string(format!("{log}/order")).unwrap();
     let lines: Vec<&str> = all.lines().collect();
-    let pos = |s: &str| lines.iter().position(|l| *l == s).unwrap_or_else(|| panic!("{s} missing from {lines:?}"));
+    let pos = |s: &str| {
+        lines
+            .iter()
+            .position(|l| *l == s)
+            .unwrap_or_else(|| panic!("{s} missing from {lines:?}"))
+    };
     assert_eq!(lines.len(), 13, "every hook runs exactly once: {lines:?}");
     assert!(pos("createContainer2") < pos("startContainer1"));
     assert!(pos("startContainer1") < pos("startContainer2"));
@@ -75,11 +100,23 @@ fn hooks_run_in_lifecycle_order() {
 fn poststart_hooks_run_after_start() {
     berth_only!("runc 1.1 runs poststart hooks at create time");
     let (mut b, log) = hook_bundle("hookpoststart");
-    b.hook("startContainer", "echo startContainer >> /hooklog/order", Some(10));
-    b.hook("poststart", &format!("echo poststart >> {log}/order"), Some(10));
+    b.hook(
+        "startContainer",
+        "echo startContainer >> /hooklog/order",
+        Some(10),
+    );
+    b.hook(
+        "poststart",
+        &format!("echo poststart >> {log}/order"),
+        Some(10),
+    );
     b.args(&["sleep", "60"]);
     let id = b.create_ok();
-    assert_eq!(fs::read_to_string(format!("{log}/order")).unwrap_or_default(), "", "nothing of start may run at create");
+    assert_eq!(
+        fs::read_to_string(format!("{log}/order")).unwrap_or_default(),
+        "",
+        "nothing of start may run at create"
+    );
     b.start(&id).ok();
     b.wait_status(&id, "running", T);
     let deadline = Instant::now() + T;
@@ -135,15 +172,27 @@ fn hooks_run_in_the_specified_namespaces() {
     );
     assert_ne!(container, runtime_ns);
     for kind in ["createContainer", "startContainer"] {
-        assert_eq!(wait_file(&format!("{kind}.ns")).trim(), container, "{kind} must run in the container namespaces");
+        assert_eq!(
+            wait_file(&format!("{kind}.ns")).trim(),
+            container,
+            "{kind} must run in the container namespaces"
+        );
     }
     for kind in ["prestart", "createRuntime", "poststart"] {
-        assert_eq!(wait_file(&format!("{kind}.ns")).trim(), runtime_ns, "{kind} must run in the runtime namespaces");
+        assert_eq!(
+            wait_file(&format!("{kind}.ns")).trim(),
+            runtime_ns,
+            "{kind} must run in the runtime namespaces"
+        );
     }
     b.kill(&id, "KILL").ok();
     b.wait_status(&id, "stopped", T);
     b.delete(&id).ok();
-    assert_eq!(wait_file("poststop.ns").trim(), runtime_ns, "poststop must run in the runtime namespaces");
+    assert_eq!(
+        wait_file("poststop.ns").trim(),
+        runtime_ns,
+        "poststop must run in the runtime namespaces"
+    );
 }
 
 #[test]
@@ -153,7 +202,10 @@ fn hooks_receive_the_state_on_stdin() {
         let l = log_for(kind, &log);
         b.hook(kind, &format!("cat > {l}/{kind}.json"), Some(10));
     }
-    b.set("/annotations", json!({"org.conformance.hook": "stdin test"}));
+    b.set(
+        "/annotations",
+        json!({"org.conformance.hook": "stdin test"}),
+    );
     b.args(&["sleep", "60"]);
     let id = b.create_ok();
     let pid = b.state_json(&id)["pid"].as_i64().unwrap();
@@ -165,8 +217,10 @@ fn hooks_receive_the_state_on_stdin() {
     let mut errors = Vec::new();
     for kind in ALL {
         let p = format!("{log}/{kind}.json");
-        let text = fs::read_to_string(&p).unwrap_or_else(|e| panic!("{kind} hook did not run: {e}"));
-        let st: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{kind} stdin is not state JSON ({e}): {text:?}"));
+        let text =
+            fs::read_to_string(&p).unwrap_or_else(|e| panic!("{kind} hook did not run: {e}"));
+        let st: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{kind} stdin is not state JSON ({e}): {text:?}"));
         let mut check = |ok: bool, what: &str| {
             if !ok {
                 errors.push(format!("{kind}: {what}: {st}"));
@@ -174,14 +228,26 @@ fn hooks_receive_the_state_on_stdin() {
         };
         check(st["ociVersion"].is_string(), "ociVersion");
         check(st["id"] == json!(id), "id");
-        check(st["bundle"] == json!(b.path().to_str().unwrap()), "bundle (absolute path)");
-        check(st["annotations"] == json!({"org.conformance.hook": "stdin test"}), "annotations");
-        check(st["status"].as_str().is_some_and(|s| !s.is_empty()), "status");
+        check(
+            st["bundle"] == json!(b.path().to_str().unwrap()),
+            "bundle (absolute path)",
+        );
+        check(
+            st["annotations"] == json!({"org.conformance.hook": "stdin test"}),
+            "annotations",
+        );
+        check(
+            st["status"].as_str().is_some_and(|s| !s.is_empty()),
+            "status",
+        );
         // pid as seen by the host. Only checked for hooks in the runtime
         // namespace: runc 1.1 passes the pid as seen in the container (1) to
         // createContainer/startContainer hooks.
         if ["prestart", "createRuntime", "poststart"].contains(&kind) {
-            check(st["pid"].as_i64() == Some(pid), "pid of the container process as seen by the host");
+            check(
+                st["pid"].as_i64() == Some(pid),
+                "pid of the container process as seen by the host",
+            );
         }
         let expected = match kind {
             "prestart" | "createRuntime" | "createContainer" => "creating",
@@ -193,7 +259,11 @@ fn hooks_receive_the_state_on_stdin() {
             check(st["status"] == expected, &format!("status {expected}"));
         }
     }
-    assert!(errors.is_empty(), "state passed to hooks:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "state passed to hooks:\n{}",
+        errors.join("\n")
+    );
 }
 
 #[test]
@@ -209,7 +279,10 @@ fn hook_args_and_env_are_passed() {
     );
     b.args(&["true"]);
     let id = b.create_ok();
-    assert_eq!(fs::read_to_string(format!("{log}/args")).unwrap().trim(), "argzero|dollar0|dollar1|hook value|2");
+    assert_eq!(
+        fs::read_to_string(format!("{log}/args")).unwrap().trim(),
+        "argzero|dollar0|dollar1|hook value|2"
+    );
     b.delete_force(&id).ok();
 }
 
@@ -248,7 +321,10 @@ fn failing_start_container_hook_stops_the_container() {
     let id = b.create_ok();
     let _ = b.start(&id);
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!b.path().join("hooklog/process-ran").exists(), "user process ran although startContainer failed");
+    assert!(
+        !b.path().join("hooklog/process-ran").exists(),
+        "user process ran although startContainer failed"
+    );
     if let Ok(st) = b.try_state(&id) {
         assert_eq!(st["status"], "stopped", "{st}");
     }
@@ -291,7 +367,10 @@ fn failing_poststop_hook_does_not_stop_the_remaining_hooks() {
     b.start(&id).ok();
     b.wait_status(&id, "stopped", T);
     b.delete(&id).ok();
-    assert_eq!(fs::read_to_string(format!("{log}/poststop")).unwrap_or_default(), "second\n");
+    assert_eq!(
+        fs::read_to_string(format!("{log}/poststop")).unwrap_or_default(),
+        "second\n"
+    );
 }
 
 /// config.md: a failing poststart hook MUST only be logged as a warning; the
@@ -301,12 +380,19 @@ fn failing_poststart_hook_only_warns() {
     berth_only!("runc 1.1 fails the container when a poststart hook fails");
     let (mut b, log) = hook_bundle("hookfailpst");
     b.hook("poststart", "exit 6", None);
-    b.hook("poststart", &format!("echo second >> {log}/poststart"), None);
+    b.hook(
+        "poststart",
+        &format!("echo second >> {log}/poststart"),
+        None,
+    );
     b.args(&["sleep", "60"]);
     let id = b.create_ok();
     b.start(&id).ok();
     b.wait_status(&id, "running", T);
-    assert!(b.wait_rootfs_file("../hooklog/poststart", T), "remaining poststart hooks must run");
+    assert!(
+        b.wait_rootfs_file("../hooklog/poststart", T),
+        "remaining poststart hooks must run"
+    );
 }
 
 #[test]
@@ -318,14 +404,20 @@ fn hook_timeout_is_honoured() {
     let t0 = Instant::now();
     b.create(&id).fails();
     let took = t0.elapsed();
-    assert!(took < Duration::from_secs(8), "hook with timeout 1s took {took:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "hook with timeout 1s took {took:?}"
+    );
     b.assert_nothing_left(&id);
 }
 
 #[test]
 fn hook_with_relative_path_or_missing_binary_fails_create() {
     let (mut b, _log) = hook_bundle("hookmissing");
-    b.push("/hooks/createRuntime", json!({"path": "/nonexistent/hook-binary"}));
+    b.push(
+        "/hooks/createRuntime",
+        json!({"path": "/nonexistent/hook-binary"}),
+    );
     b.args(&["true"]);
     let id = b.new_id();
     b.create(&id).fails();

@@ -11,26 +11,55 @@ const T: Duration = Duration::from_secs(10);
 fn state_json_at_each_lifecycle_step() {
     let mut b = bundle("state");
     b.sh("touch /started; exec sleep 60");
-    b.set("/annotations", json!({"org.example.key": "value one", "com.example/other": ""}));
+    b.set(
+        "/annotations",
+        json!({"org.example.key": "value one", "com.example/other": ""}),
+    );
     let id = b.new_id();
     b.create(&id).ok();
 
     let st = b.state_json(&id);
-    assert!(st["ociVersion"].as_str().is_some_and(|v| !v.is_empty()), "ociVersion missing: {st}");
+    assert!(
+        st["ociVersion"].as_str().is_some_and(|v| !v.is_empty()),
+        "ociVersion missing: {st}"
+    );
     assert_eq!(st["id"], json!(id), "{st}");
     assert_eq!(st["status"], "created", "{st}");
-    let pid = st["pid"].as_i64().expect("pid in state of a created container");
-    assert!(pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} not alive");
-    assert_eq!(st["bundle"], json!(b.path().to_str().unwrap()), "bundle must be the absolute bundle path: {st}");
-    assert_eq!(st["annotations"], json!({"org.example.key": "value one", "com.example/other": ""}), "{st}");
+    let pid = st["pid"]
+        .as_i64()
+        .expect("pid in state of a created container");
+    assert!(
+        pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} not alive"
+    );
+    assert_eq!(
+        st["bundle"],
+        json!(b.path().to_str().unwrap()),
+        "bundle must be the absolute bundle path: {st}"
+    );
+    assert_eq!(
+        st["annotations"],
+        json!({"org.example.key": "value one", "com.example/other": ""}),
+        "{st}"
+    );
     // The user program must not run before start.
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!b.rootfs().join("started").exists(), "process.args ran before `start`");
+    assert!(
+        !b.rootfs().join("started").exists(),
+        "process.args ran before `start`"
+    );
 
     b.start(&id).ok();
     let st = b.wait_status(&id, "running", T);
-    assert_eq!(st["pid"].as_i64(), Some(pid), "pid changed between created and running: {st}");
-    assert!(b.wait_rootfs_file("started", T), "process did not run after start");
+    assert_eq!(
+        st["pid"].as_i64(),
+        Some(pid),
+        "pid changed between created and running: {st}"
+    );
+    assert!(
+        b.wait_rootfs_file("started", T),
+        "process did not run after start"
+    );
 
     b.kill(&id, "KILL").ok();
     let st = b.wait_status(&id, "stopped", T);
@@ -111,7 +140,10 @@ fn kill_default_signal_is_term() {
     b.start(&id).ok();
     assert!(b.wait_rootfs_file("ready", T));
     b.rt(&["kill", &id]).ok();
-    assert!(b.wait_rootfs_file("got-TERM", T), "kill without a signal must send SIGTERM");
+    assert!(
+        b.wait_rootfs_file("got-TERM", T),
+        "kill without a signal must send SIGTERM"
+    );
     b.wait_status(&id, "stopped", T);
 }
 
@@ -138,7 +170,10 @@ fn kill_created_container_stops_it() {
     let id = b.create_ok();
     b.kill(&id, "KILL").ok();
     b.wait_status(&id, "stopped", T);
-    assert!(!b.rootfs().join("started").exists(), "user process ran although never started");
+    assert!(
+        !b.rootfs().join("started").exists(),
+        "user process ran although never started"
+    );
     b.delete(&id).ok();
     b.assert_nothing_left(&id);
 }
@@ -152,7 +187,10 @@ fn kill_stopped_container_fails_without_effect() {
     let before = b.wait_status(&id, "stopped", T);
     b.kill(&id, "KILL").fails();
     let after = b.state_json(&id);
-    assert_eq!(before, after, "kill of a stopped container must not change its state");
+    assert_eq!(
+        before, after,
+        "kill of a stopped container must not change its state"
+    );
     b.delete(&id).ok();
 }
 
@@ -166,16 +204,24 @@ fn delete_running_without_force_fails_then_force_works() {
     let pid = st["pid"].as_i64().unwrap();
     b.delete(&id).fails();
     let st = b.state_json(&id);
-    assert_eq!(st["status"], "running", "delete of a running container must not affect it");
+    assert_eq!(
+        st["status"], "running",
+        "delete of a running container must not affect it"
+    );
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     b.delete_force(&id).ok();
     b.assert_nothing_left(&id);
     // the process must be gone (it may linger as a zombie reaped by init only briefly)
     let deadline = std::time::Instant::now() + T;
     while std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
-        && fs::read(format!("/proc/{pid}/cmdline")).map(|c| !c.is_empty()).unwrap_or(false)
+        && fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| !c.is_empty())
+            .unwrap_or(false)
     {
-        assert!(std::time::Instant::now() < deadline, "container process {pid} survived delete --force");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "container process {pid} survived delete --force"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -210,7 +256,10 @@ fn create_with_existing_id_fails() {
     b.create(&id).fails();
     let again = b.state_json(&id);
     assert_eq!(again["status"], "created");
-    assert_eq!(again["pid"], first["pid"], "the failed create must not touch the existing container");
+    assert_eq!(
+        again["pid"], first["pid"],
+        "the failed create must not touch the existing container"
+    );
 }
 
 #[test]
@@ -253,10 +302,13 @@ fn pid_file_holds_the_container_pid() {
     b.args(&["sleep", "60"]);
     let id = b.new_id();
     let pf = b.path().join("container.pid");
-    b.create_with(&id, &["--pid-file", pf.to_str().unwrap()]).ok();
+    b.create_with(&id, &["--pid-file", pf.to_str().unwrap()])
+        .ok();
     let content = fs::read_to_string(&pf).expect("pid file written by create");
     // runtime-tools parses it with Atoi on the raw bytes: digits only, no newline.
-    let pid: i64 = content.parse().unwrap_or_else(|_| panic!("pid file is not a bare number: {content:?}"));
+    let pid: i64 = content
+        .parse()
+        .unwrap_or_else(|_| panic!("pid file is not a bare number: {content:?}"));
     assert_eq!(Some(pid), b.state_json(&id)["pid"].as_i64());
 }
 
@@ -266,8 +318,12 @@ fn pid_file_with_relative_path_is_relative_to_cwd() {
     b.args(&["sleep", "60"]);
     let id = b.new_id();
     b.create_with(&id, &["--pid-file", "rel.pid"]).ok();
-    let content = fs::read_to_string(b.path().join("rel.pid")).expect("relative pid file in the cwd");
-    assert_eq!(content.trim().parse::<i64>().ok(), b.state_json(&id)["pid"].as_i64());
+    let content =
+        fs::read_to_string(b.path().join("rel.pid")).expect("relative pid file in the cwd");
+    assert_eq!(
+        content.trim().parse::<i64>().ok(),
+        b.state_json(&id)["pid"].as_i64()
+    );
 }
 
 #[test]
@@ -289,7 +345,10 @@ fn unknown_properties_and_annotations_are_ignored() {
     let mut b = bundle("unknownprop");
     b.set("/unknownTopLevelProperty", json!({"x": 1}));
     b.set("/process/unknownProcessProperty", json!("y"));
-    b.set("/annotations", json!({"org.conformance.unknown-key": "whatever"}));
+    b.set(
+        "/annotations",
+        json!({"org.conformance.unknown-key": "whatever"}),
+    );
     b.sh("echo ok");
     let o = b.run_ok();
     assert_eq!(o.stdout.trim(), "ok");
@@ -305,7 +364,11 @@ fn delete_keeps_resources_not_created_by_the_container() {
     let foreign = format!("/berth-conformance-foreign-{id}");
     b.cleanup_cgroup(&foreign);
     let pids_root = cgroup_dir_of(1, "pids").expect("pids hierarchy");
-    let base = if cgroup_v2() { std::path::PathBuf::from("/sys/fs/cgroup") } else { pids_root.clone() };
+    let base = if cgroup_v2() {
+        std::path::PathBuf::from("/sys/fs/cgroup")
+    } else {
+        pids_root.clone()
+    };
     let dir = base.join(foreign.trim_start_matches('/'));
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
@@ -313,7 +376,11 @@ fn delete_keeps_resources_not_created_by_the_container() {
     b.kill(&id, "KILL").ok();
     b.wait_status(&id, "stopped", T);
     b.delete(&id).ok();
-    assert!(dir.is_dir(), "delete removed a cgroup it did not create: {}", dir.display());
+    assert!(
+        dir.is_dir(),
+        "delete removed a cgroup it did not create: {}",
+        dir.display()
+    );
 }
 
 #[test]
@@ -335,12 +402,19 @@ fn start_on_stopped_container_fails_without_effect() {
     let mut b = bundle("startstopped");
     b.sh("echo ran >> /output");
     let id = b.create_ok();
-    assert!(!b.rootfs().join("output").exists(), "process.args applied before start");
+    assert!(
+        !b.rootfs().join("output").exists(),
+        "process.args applied before start"
+    );
     b.start(&id).ok();
     b.wait_status(&id, "stopped", T);
     b.start(&id).fails();
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(b.read_rootfs("output"), "ran\n", "a failed start must not run the process again");
+    assert_eq!(
+        b.read_rootfs("output"),
+        "ran\n",
+        "a failed start must not run the process again"
+    );
     assert_eq!(b.state_json(&id)["status"], "stopped");
     b.delete(&id).ok();
 }

@@ -30,7 +30,12 @@ fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
                 optional: f[6..].iter().map(|s| s.to_string()).collect(),
                 fstype: p[0].to_string(),
                 source: p.get(1).unwrap_or(&"").to_string(),
-                super_opts: p.get(2).unwrap_or(&"").split(',').map(str::to_string).collect(),
+                super_opts: p
+                    .get(2)
+                    .unwrap_or(&"")
+                    .split(',')
+                    .map(str::to_string)
+                    .collect(),
             }
         })
         .collect()
@@ -40,7 +45,12 @@ fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
 fn mountinfo_with(b: &mut Bundle, script: &str) -> (Out, Vec<MountInfo>) {
     b.sh(&format!("{script} echo ==MI==; cat /proc/self/mountinfo"));
     let o = b.run_ok();
-    let mi = o.stdout.split("==MI==\n").nth(1).unwrap_or_default().to_string();
+    let mi = o
+        .stdout
+        .split("==MI==\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     (o, parse_mountinfo(&mi))
 }
 
@@ -48,7 +58,12 @@ fn last_at<'a>(mi: &'a [MountInfo], point: &str) -> &'a MountInfo {
     mi.iter()
         .rev()
         .find(|m| m.point == point)
-        .unwrap_or_else(|| panic!("no mount at {point}: {:#?}", mi.iter().map(|m| &m.point).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no mount at {point}: {:#?}",
+                mi.iter().map(|m| &m.point).collect::<Vec<_>>()
+            )
+        })
 }
 
 #[test]
@@ -66,10 +81,16 @@ fn default_filesystems_have_the_configured_types() {
         assert_eq!(last_at(&mi, point).fstype, ty, "{point}");
     }
     let sys = last_at(&mi, "/sys");
-    assert!(sys.opts.contains(&"ro".to_string()), "/sys must be ro as configured: {sys:?}");
+    assert!(
+        sys.opts.contains(&"ro".to_string()),
+        "/sys must be ro as configured: {sys:?}"
+    );
     let shm = last_at(&mi, "/dev/shm");
     for o in ["nosuid", "nodev", "noexec"] {
-        assert!(shm.opts.contains(&o.to_string()), "/dev/shm lacks {o}: {shm:?}");
+        assert!(
+            shm.opts.contains(&o.to_string()),
+            "/dev/shm lacks {o}: {shm:?}"
+        );
     }
 }
 
@@ -80,12 +101,29 @@ fn mounts_appear_in_config_order_with_their_sources() {
     b.mount(json!({"destination": "/mnt/one/two", "type": "tmpfs", "source": "src-two"}));
     b.mount(json!({"destination": "/mnt/three", "type": "tmpfs", "source": "src-three"}));
     let (_, mi) = mountinfo_with(&mut b, "");
-    let idx = |p: &str| mi.iter().rposition(|m| m.point == p).unwrap_or_else(|| panic!("{p} not mounted"));
-    let order: Vec<usize> = ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/mnt/one", "/mnt/one/two", "/mnt/three"]
-        .iter()
-        .map(|p| idx(p))
-        .collect();
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "mounts not in config order: {order:?}");
+    let idx = |p: &str| {
+        mi.iter()
+            .rposition(|m| m.point == p)
+            .unwrap_or_else(|| panic!("{p} not mounted"))
+    };
+    let order: Vec<usize> = [
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+        "/mnt/one",
+        "/mnt/one/two",
+        "/mnt/three",
+    ]
+    .iter()
+    .map(|p| idx(p))
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "mounts not in config order: {order:?}"
+    );
     assert_eq!(last_at(&mi, "/mnt/one").source, "src-one");
     assert_eq!(last_at(&mi, "/mnt/one/two").source, "src-two");
     assert_eq!(last_at(&mi, "/mnt/three").source, "src-three");
@@ -94,8 +132,10 @@ fn mounts_appear_in_config_order_with_their_sources() {
 #[test]
 fn tmpfs_size_mode_and_flags() {
     let mut b = bundle("tmpfsopts");
-    b.mount(json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
-        "options": ["size=1m", "mode=0710", "nosuid", "nodev", "noexec"]}));
+    b.mount(
+        json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
+        "options": ["size=1m", "mode=0710", "nosuid", "nodev", "noexec"]}),
+    );
     let (o, mi) = mountinfo_with(&mut b, "stat -c %a /mnt/t;");
     assert_eq!(o.lines()[0], "710");
     let m = last_at(&mi, "/mnt/t");
@@ -103,7 +143,10 @@ fn tmpfs_size_mode_and_flags() {
     for f in ["nosuid", "nodev", "noexec"] {
         assert!(m.opts.contains(&f.to_string()), "{f} missing: {m:?}");
     }
-    assert!(m.super_opts.contains(&"size=1024k".to_string()), "size not applied: {m:?}");
+    assert!(
+        m.super_opts.contains(&"size=1024k".to_string()),
+        "size not applied: {m:?}"
+    );
 }
 
 #[test]
@@ -131,14 +174,21 @@ fn bind_mount_read_write_and_read_only() {
     fs::create_dir(&rw).unwrap();
     fs::create_dir(&ro).unwrap();
     fs::write(ro.join("file"), "host content\n").unwrap();
-    b.mount(json!({"destination": "/mnt/rw", "type": "bind", "source": rw, "options": ["bind", "rw"]}));
-    b.mount(json!({"destination": "/mnt/ro", "type": "bind", "source": ro, "options": ["bind", "ro"]}));
+    b.mount(
+        json!({"destination": "/mnt/rw", "type": "bind", "source": rw, "options": ["bind", "rw"]}),
+    );
+    b.mount(
+        json!({"destination": "/mnt/ro", "type": "bind", "source": ro, "options": ["bind", "ro"]}),
+    );
     let (o, mi) = mountinfo_with(
         &mut b,
         "echo from-container > /mnt/rw/new; cat /mnt/ro/file; touch /mnt/ro/x 2>/dev/null && echo ro-writable || echo ro-denied;",
     );
     assert_eq!(o.lines()[..2], ["host content", "ro-denied"]);
-    assert_eq!(fs::read_to_string(rw.join("new")).unwrap(), "from-container\n");
+    assert_eq!(
+        fs::read_to_string(rw.join("new")).unwrap(),
+        "from-container\n"
+    );
     assert!(last_at(&mi, "/mnt/ro").opts.contains(&"ro".to_string()));
     assert!(last_at(&mi, "/mnt/rw").opts.contains(&"rw".to_string()));
 }
@@ -160,7 +210,10 @@ fn bind_mount_nosuid_nodev_noexec() {
     fs::create_dir(&d).unwrap();
     fs::copy(BUSYBOX, d.join("bb")).unwrap();
     b.mount(json!({"destination": "/mnt/flags", "type": "bind", "source": d, "options": ["bind", "nosuid", "nodev", "noexec"]}));
-    let (o, mi) = mountinfo_with(&mut b, "/mnt/flags/bb true 2>/dev/null && echo exec-ok || echo exec-denied;");
+    let (o, mi) = mountinfo_with(
+        &mut b,
+        "/mnt/flags/bb true 2>/dev/null && echo exec-ok || echo exec-denied;",
+    );
     assert_eq!(o.lines()[0], "exec-denied");
     let m = last_at(&mi, "/mnt/flags");
     for f in ["nosuid", "nodev", "noexec"] {
@@ -175,10 +228,18 @@ fn rbind_carries_submounts_and_bind_does_not() {
     b.mount(json!({"destination": "/mnt/rbind", "type": "bind", "source": "/dev", "options": ["rbind", "ro"]}));
     b.mount(json!({"destination": "/mnt/bind", "type": "bind", "source": "/dev", "options": ["bind", "ro"]}));
     let (_, mi) = mountinfo_with(&mut b, "");
-    let host_has_pts = fs::read_to_string("/proc/self/mountinfo").unwrap().contains(" /dev/pts ");
+    let host_has_pts = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(" /dev/pts ");
     assert!(host_has_pts, "test precondition: host /dev/pts is a mount");
-    assert!(mi.iter().any(|m| m.point == "/mnt/rbind/pts"), "rbind lost the submount /dev/pts");
-    assert!(!mi.iter().any(|m| m.point == "/mnt/bind/pts"), "plain bind must not carry submounts");
+    assert!(
+        mi.iter().any(|m| m.point == "/mnt/rbind/pts"),
+        "rbind lost the submount /dev/pts"
+    );
+    assert!(
+        !mi.iter().any(|m| m.point == "/mnt/bind/pts"),
+        "plain bind must not carry submounts"
+    );
 }
 
 #[test]
@@ -192,11 +253,22 @@ fn mount_propagation_options() {
     b.set("/linux/rootfsPropagation", json!("shared"));
     let (_, mi) = mountinfo_with(&mut b, "");
     let sh = last_at(&mi, "/mnt/shared");
-    assert!(sh.optional.iter().any(|o| o.starts_with("shared:")), "rshared not applied: {sh:?}");
+    assert!(
+        sh.optional.iter().any(|o| o.starts_with("shared:")),
+        "rshared not applied: {sh:?}"
+    );
     let pr = last_at(&mi, "/mnt/private");
-    assert!(pr.optional.iter().all(|o| !o.starts_with("shared:") && !o.starts_with("master:")), "rprivate not applied: {pr:?}");
+    assert!(
+        pr.optional
+            .iter()
+            .all(|o| !o.starts_with("shared:") && !o.starts_with("master:")),
+        "rprivate not applied: {pr:?}"
+    );
     let ub = last_at(&mi, "/mnt/unbindable");
-    assert!(ub.optional.iter().any(|o| o == "unbindable"), "runbindable not applied: {ub:?}");
+    assert!(
+        ub.optional.iter().any(|o| o == "unbindable"),
+        "runbindable not applied: {ub:?}"
+    );
 }
 
 fn root_propagation(prop: &str) -> MountInfo {
@@ -218,7 +290,12 @@ fn rootfs_propagation_shared() {
 #[test]
 fn rootfs_propagation_private() {
     let r = root_propagation("private");
-    assert!(r.optional.iter().all(|o| !o.starts_with("shared:") && !o.starts_with("master:")), "{r:?}");
+    assert!(
+        r.optional
+            .iter()
+            .all(|o| !o.starts_with("shared:") && !o.starts_with("master:")),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -226,9 +303,16 @@ fn rootfs_propagation_slave() {
     // A slave of a shared host mount shows `master:N`; the rootfs here lives on
     // the host's / mount, so check that one is shared first.
     let host = parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap());
-    let host_root_shared = host.iter().rev().find(|m| m.point == "/").is_some_and(|m| m.optional.iter().any(|o| o.starts_with("shared:")));
+    let host_root_shared = host
+        .iter()
+        .rev()
+        .find(|m| m.point == "/")
+        .is_some_and(|m| m.optional.iter().any(|o| o.starts_with("shared:")));
     let r = root_propagation("slave");
-    assert!(r.optional.iter().all(|o| !o.starts_with("shared:")), "{r:?}");
+    assert!(
+        r.optional.iter().all(|o| !o.starts_with("shared:")),
+        "{r:?}"
+    );
     if host_root_shared {
         assert!(r.optional.iter().any(|o| o.starts_with("master:")), "{r:?}");
     }
@@ -248,7 +332,10 @@ fn root_readonly_true() {
     let mut b = bundle("rootro");
     b.set("/root/readonly", json!(true));
     let (o, mi) = mountinfo_with(&mut b, "touch /x 2>/dev/null && echo writable || echo read-only; touch /tmp/x 2>/dev/null && echo tmp-writable || echo tmp-read-only; touch /dev/shm/x && echo shm-writable;");
-    assert_eq!(o.lines()[..3], ["read-only", "tmp-read-only", "shm-writable"]);
+    assert_eq!(
+        o.lines()[..3],
+        ["read-only", "tmp-read-only", "shm-writable"]
+    );
     assert!(last_at(&mi, "/").opts.contains(&"ro".to_string()));
 }
 
@@ -308,12 +395,25 @@ fn readonly_paths() {
         "cat /ro-dir/f; echo; touch /ro-dir/new 2>/dev/null && echo writable || echo read-only; \
          (echo 1 > /proc/sys/kernel/ns_last_pid) 2>/dev/null && echo procsys-writable || echo procsys-read-only;",
     );
-    assert_eq!(o.lines()[..3], ["readable", "read-only", "procsys-read-only"]);
-    for p in ["/ro-dir", "/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sysrq-trigger"] {
+    assert_eq!(
+        o.lines()[..3],
+        ["readable", "read-only", "procsys-read-only"]
+    );
+    for p in [
+        "/ro-dir",
+        "/proc/sys",
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sysrq-trigger",
+    ] {
         // Paths absent on this kernel are skipped by runtimes.
         if p.starts_with("/proc") && !std::path::Path::new(p).exists() {
             continue;
         }
-        assert!(last_at(&mi, p).opts.contains(&"ro".to_string()), "{p} not read-only");
+        assert!(
+            last_at(&mi, p).opts.contains(&"ro".to_string()),
+            "{p} not read-only"
+        );
     }
 }

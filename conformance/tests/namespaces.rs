@@ -31,7 +31,10 @@ fn configured_namespaces_are_new_others_inherited() {
     for (ty, file) in NS_FILES {
         let configured = ty != "user";
         let same = ns_link(&pid, file) == ns_link("self", file);
-        assert_eq!(!same, configured, "namespace {ty}: configured={configured} but same-as-runtime={same}");
+        assert_eq!(
+            !same, configured,
+            "namespace {ty}: configured={configured} but same-as-runtime={same}"
+        );
     }
 }
 
@@ -43,7 +46,11 @@ fn only_mount_namespace_inherits_the_rest() {
     let (_id, pid) = running(&mut b);
     assert_ne!(ns_link(&pid, "mnt"), ns_link("self", "mnt"));
     for ns in ["pid", "net", "ipc", "uts", "cgroup", "user"] {
-        assert_eq!(ns_link(&pid, ns), ns_link("self", ns), "{ns} must be inherited from the runtime");
+        assert_eq!(
+            ns_link(&pid, ns),
+            ns_link("self", ns),
+            "{ns} must be inherited from the runtime"
+        );
     }
 }
 
@@ -55,7 +62,10 @@ fn pid_namespace_makes_the_process_pid_1() {
     let l = o.lines();
     assert_eq!(l[0], "1");
     // sh plus the pipeline's own processes, nothing of the host
-    assert!(l[1].trim().parse::<u32>().unwrap() <= 6, "processes of the host visible in the pid namespace: {o:?}");
+    assert!(
+        l[1].trim().parse::<u32>().unwrap() <= 6,
+        "processes of the host visible in the pid namespace: {o:?}"
+    );
 }
 
 #[test]
@@ -76,7 +86,11 @@ fn join_namespaces_of_another_process_by_path() {
     let (_id, pid) = running(&mut b);
     let upid = u.pid().to_string();
     for ns in ["net", "uts", "ipc"] {
-        assert_eq!(ns_link(&pid, ns), ns_link(&upid, ns), "{ns} namespace not joined");
+        assert_eq!(
+            ns_link(&pid, ns),
+            ns_link(&upid, ns),
+            "{ns} namespace not joined"
+        );
     }
     // not joined: still new
     assert_ne!(ns_link(&pid, "mnt"), ns_link(&upid, "mnt"));
@@ -85,14 +99,25 @@ fn join_namespaces_of_another_process_by_path() {
 #[test]
 fn join_mount_and_pid_namespace_by_path() {
     // The pid namespace of `unshare --pid --fork` is its pid_for_children.
-    let u = Unshared::start(&["--pid", "--fork", "--mount", "--propagation", "private"], &["pid_for_children", "mnt"]);
+    let u = Unshared::start(
+        &["--pid", "--fork", "--mount", "--propagation", "private"],
+        &["pid_for_children", "mnt"],
+    );
     let mut b = bundle("nsjoinmnt");
     b.namespace("mount", Some(&u.ns_path("mnt")));
     b.namespace("pid", Some(&u.ns_path("pid_for_children")));
     let (_id, pid) = running(&mut b);
     let upid = u.pid().to_string();
-    assert_eq!(ns_link(&pid, "mnt"), ns_link(&upid, "mnt"), "mount namespace not joined");
-    assert_eq!(ns_link(&pid, "pid"), ns_link(&upid, "pid_for_children"), "pid namespace not joined");
+    assert_eq!(
+        ns_link(&pid, "mnt"),
+        ns_link(&upid, "mnt"),
+        "mount namespace not joined"
+    );
+    assert_eq!(
+        ns_link(&pid, "pid"),
+        ns_link(&upid, "pid_for_children"),
+        "pid namespace not joined"
+    );
 }
 
 #[test]
@@ -105,7 +130,10 @@ fn join_network_and_pid_namespace_of_another_container() {
     b.sh("echo $$; ps -o pid,args | grep -c 'sleep 60'");
     let o = b.run_ok();
     assert_ne!(o.lines()[0], "1", "joined pid namespace already has pid 1");
-    assert!(o.lines()[1].trim().parse::<u32>().unwrap() >= 1, "first container's process not visible: {o:?}");
+    assert!(
+        o.lines()[1].trim().parse::<u32>().unwrap() >= 1,
+        "first container's process not visible: {o:?}"
+    );
     let (_idb, pidb) = running(&mut b);
     assert_eq!(ns_link(&pidb, "net"), ns_link(&pida, "net"));
     assert_eq!(ns_link(&pidb, "pid"), ns_link(&pida, "pid"));
@@ -126,7 +154,8 @@ fn namespace_path_that_does_not_exist_fails() {
     let mut b = bundle("nsnopath");
     b.namespace("network", Some("/proc/999999999/ns/net"));
     let id = b.new_id();
-    b.create(&id).fails_naming(&["999999999", "no such file", "namespace"]);
+    b.create(&id)
+        .fails_naming(&["999999999", "no such file", "namespace"]);
     b.assert_nothing_left(&id);
 }
 
@@ -134,8 +163,14 @@ fn namespace_path_that_does_not_exist_fails() {
 fn user_namespace_with_mappings() {
     let mut b = bundle("userns");
     b.namespace("user", None);
-    b.set("/linux/uidMappings", json!([{"containerID": 0, "hostID": 200000, "size": 65536}]));
-    b.set("/linux/gidMappings", json!([{"containerID": 0, "hostID": 300000, "size": 65536}]));
+    b.set(
+        "/linux/uidMappings",
+        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
+    );
+    b.set(
+        "/linux/gidMappings",
+        json!([{"containerID": 0, "hostID": 300000, "size": 65536}]),
+    );
     b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
     // /sys/fs/cgroup cannot be mounted from a user namespace without cgroupns on v1.
     b.remove_mount("/sys/fs/cgroup");
@@ -153,21 +188,39 @@ fn user_namespace_with_mappings() {
     b.wait_status(&id, "running", T);
     // The process runs as container uid 1000 = host uid 201000.
     let st = status_map(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap());
-    assert_eq!(st["Uid"].split_whitespace().next(), Some("201000"), "{st:?}");
-    assert_eq!(st["Gid"].split_whitespace().next(), Some("301000"), "{st:?}");
+    assert_eq!(
+        st["Uid"].split_whitespace().next(),
+        Some("201000"),
+        "{st:?}"
+    );
+    assert_eq!(
+        st["Gid"].split_whitespace().next(),
+        Some("301000"),
+        "{st:?}"
+    );
 }
 
 #[test]
 fn user_namespace_inside_view() {
     let mut b = bundle("usernsin");
     b.namespace("user", None);
-    b.set("/linux/uidMappings", json!([{"containerID": 0, "hostID": 200000, "size": 65536}]));
-    b.set("/linux/gidMappings", json!([{"containerID": 0, "hostID": 200000, "size": 65536}]));
+    b.set(
+        "/linux/uidMappings",
+        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
+    );
+    b.set(
+        "/linux/gidMappings",
+        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
+    );
     b.remove_mount("/sys/fs/cgroup");
     b.sh("cat /proc/self/uid_map; id -u; grep ^CapEff /proc/self/status");
     let o = b.run_ok();
     let l = o.lines();
-    assert_eq!(l[0].split_whitespace().collect::<Vec<_>>(), ["0", "200000", "65536"], "{o:?}");
+    assert_eq!(
+        l[0].split_whitespace().collect::<Vec<_>>(),
+        ["0", "200000", "65536"],
+        "{o:?}"
+    );
     assert_eq!(l[1], "0");
 }
 
@@ -178,7 +231,10 @@ fn cgroup_namespace_hides_the_cgroup_path() {
     b.args(&["cat", "/proc/self/cgroup"]);
     let o = b.run_ok();
     for l in o.lines() {
-        assert!(l.ends_with(":/"), "cgroup path visible inside a cgroup namespace: {l} ({o:?})");
+        assert!(
+            l.ends_with(":/"),
+            "cgroup path visible inside a cgroup namespace: {l} ({o:?})"
+        );
     }
 }
 
@@ -189,7 +245,12 @@ fn hostname_is_set() {
     b.sh("hostname; cat /proc/sys/kernel/hostname");
     assert_eq!(b.run_ok().lines(), ["conf-host", "conf-host"]);
     // and the host is untouched
-    assert_ne!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(), "conf-host");
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim(),
+        "conf-host"
+    );
 }
 
 /// config.md `domainname` (runtime-spec 1.1): runc 1.1 ignores it.
@@ -210,7 +271,12 @@ fn hostname_without_uts_namespace_fails() {
     let id = b.new_id();
     b.create(&id).fails_naming(&["hostname", "uts"]);
     b.assert_nothing_left(&id);
-    assert_ne!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(), "must-not-apply");
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim(),
+        "must-not-apply"
+    );
 }
 
 #[test]
@@ -223,7 +289,13 @@ fn sysctl_values_are_set_in_the_container_namespaces() {
     b.sh("for f in net/ipv4/ip_forward net/ipv4/ping_group_range kernel/shmmni kernel/msgmax; do echo $(cat /proc/sys/$f); done");
     let o = b.run_ok();
     assert_eq!(o.lines(), ["1", "0 1000", "1234", "9000"]);
-    assert_ne!(std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap().trim(), "1234", "host sysctl changed");
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmni")
+            .unwrap()
+            .trim(),
+        "1234",
+        "host sysctl changed"
+    );
 }
 
 #[test]
@@ -233,7 +305,11 @@ fn net_sysctl_without_network_namespace_fails() {
     b.set("/linux/sysctl", json!({"net.ipv4.ip_forward": "1"}));
     let before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let id = b.new_id();
-    b.create(&id).fails_naming(&["net.ipv4.ip_forward", "sysctl"]);
+    b.create(&id)
+        .fails_naming(&["net.ipv4.ip_forward", "sysctl"]);
     b.assert_nothing_left(&id);
-    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        before
+    );
 }

@@ -19,7 +19,10 @@ fn personality_linux32() {
 fn io_priority() {
     berth_only!("runc 1.1 ignores process.ioPriority");
     let mut b = bundle("ioprio");
-    b.set("/process/ioPriority", json!({"class": "IOPRIO_CLASS_BE", "priority": 5}));
+    b.set(
+        "/process/ioPriority",
+        json!({"class": "IOPRIO_CLASS_BE", "priority": 5}),
+    );
     b.sh("ionice -p $$");
     assert_eq!(b.run_ok().stdout.trim(), "best-effort: prio 5");
 }
@@ -28,7 +31,10 @@ fn io_priority() {
 fn io_priority_idle() {
     berth_only!("runc 1.1 ignores process.ioPriority");
     let mut b = bundle("ioprioidle");
-    b.set("/process/ioPriority", json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0}));
+    b.set(
+        "/process/ioPriority",
+        json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0}),
+    );
     b.sh("ionice -p $$");
     assert_eq!(b.run_ok().stdout.trim(), "idle");
 }
@@ -37,7 +43,10 @@ fn io_priority_idle() {
 fn scheduler_policy_and_nice() {
     berth_only!("runc 1.1 ignores process.scheduler");
     let mut b = bundle("sched");
-    b.set("/process/scheduler", json!({"policy": "SCHED_BATCH", "nice": 7}));
+    b.set(
+        "/process/scheduler",
+        json!({"policy": "SCHED_BATCH", "nice": 7}),
+    );
     // /proc/self/stat: field 19 is nice, field 41 is the policy (SCHED_BATCH = 3).
     b.sh("cut -d' ' -f19,41 /proc/$$/stat");
     assert_eq!(b.run_ok().stdout.trim(), "7 3");
@@ -55,10 +64,21 @@ fn time_namespace_offsets() {
     b.sh("cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime");
     let o = b.run_ok();
     let l = o.lines();
-    assert_eq!(l[0].split_whitespace().collect::<Vec<_>>(), ["monotonic", "864000", "0"], "{o:?}");
-    assert_eq!(l[1].split_whitespace().collect::<Vec<_>>(), ["boottime", "1728000", "0"], "{o:?}");
+    assert_eq!(
+        l[0].split_whitespace().collect::<Vec<_>>(),
+        ["monotonic", "864000", "0"],
+        "{o:?}"
+    );
+    assert_eq!(
+        l[1].split_whitespace().collect::<Vec<_>>(),
+        ["boottime", "1728000", "0"],
+        "{o:?}"
+    );
     let up: u64 = l[2].parse().unwrap();
-    assert!(up >= 1728000, "uptime {up} does not include the boottime offset");
+    assert!(
+        up >= 1728000,
+        "uptime {up} does not include the boottime offset"
+    );
 }
 
 #[test]

@@ -11,9 +11,19 @@ use std::time::Duration;
 fn args_are_passed_verbatim() {
     let mut b = bundle("args");
     // `; true` keeps sh from exec'ing tr, so pid 1 is still the configured sh.
-    b.args(&["sh", "-c", "tr '\\0' '|' < /proc/1/cmdline; true", "with space", "", "last"]);
+    b.args(&[
+        "sh",
+        "-c",
+        "tr '\\0' '|' < /proc/1/cmdline; true",
+        "with space",
+        "",
+        "last",
+    ]);
     let o = b.run_ok();
-    assert_eq!(o.stdout, "sh|-c|tr '\\0' '|' < /proc/1/cmdline; true|with space||last|");
+    assert_eq!(
+        o.stdout,
+        "sh|-c|tr '\\0' '|' < /proc/1/cmdline; true|with space||last|"
+    );
 }
 
 #[test]
@@ -29,15 +39,28 @@ fn env_is_exact() {
     let mut b = bundle("env");
     b.set(
         "/process/env",
-        json!(["PATH=/bin:/usr/bin", "SPACED=a b  c", "EQUALS=x=y=z", "EMPTY="]),
+        json!([
+            "PATH=/bin:/usr/bin",
+            "SPACED=a b  c",
+            "EQUALS=x=y=z",
+            "EMPTY="
+        ]),
     );
     b.args(&["env"]);
     let o = b.run_ok();
     let lines: BTreeSet<String> = o.lines().into_iter().collect();
-    for want in ["PATH=/bin:/usr/bin", "SPACED=a b  c", "EQUALS=x=y=z", "EMPTY="] {
+    for want in [
+        "PATH=/bin:/usr/bin",
+        "SPACED=a b  c",
+        "EQUALS=x=y=z",
+        "EMPTY=",
+    ] {
         assert!(lines.contains(want), "{want} missing from env: {lines:?}");
     }
-    assert!(!lines.iter().any(|l| l.starts_with("TERM=")), "TERM leaked in although not configured: {lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("TERM=")),
+        "TERM leaked in although not configured: {lines:?}"
+    );
 }
 
 #[test]
@@ -51,17 +74,37 @@ fn cwd_is_set() {
 #[test]
 fn user_uid_gid_and_additional_gids() {
     let mut b = bundle("user");
-    b.set("/process/user", json!({"uid": 1000, "gid": 1001, "additionalGids": [100, 5, 2000]}));
+    b.set(
+        "/process/user",
+        json!({"uid": 1000, "gid": 1001, "additionalGids": [100, 5, 2000]}),
+    );
     b.sh("grep -E '^(Uid|Gid|Groups):' /proc/self/status; id -u; id -g");
     let o = b.run_ok();
     let st = status_map(&o.stdout);
-    assert_eq!(st["Uid"].split_whitespace().collect::<Vec<_>>(), ["1000"; 4], "{o:?}");
-    assert_eq!(st["Gid"].split_whitespace().collect::<Vec<_>>(), ["1001"; 4], "{o:?}");
-    let groups: BTreeSet<u32> = st["Groups"].split_whitespace().map(|g| g.parse().unwrap()).collect();
+    assert_eq!(
+        st["Uid"].split_whitespace().collect::<Vec<_>>(),
+        ["1000"; 4],
+        "{o:?}"
+    );
+    assert_eq!(
+        st["Gid"].split_whitespace().collect::<Vec<_>>(),
+        ["1001"; 4],
+        "{o:?}"
+    );
+    let groups: BTreeSet<u32> = st["Groups"]
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
     for g in [100, 5, 2000] {
-        assert!(groups.contains(&g), "additional gid {g} missing: {groups:?}");
+        assert!(
+            groups.contains(&g),
+            "additional gid {g} missing: {groups:?}"
+        );
     }
-    assert!(!groups.contains(&0), "root group kept in supplementary groups: {groups:?}");
+    assert!(
+        !groups.contains(&0),
+        "root group kept in supplementary groups: {groups:?}"
+    );
 }
 
 #[test]
@@ -89,7 +132,12 @@ fn umask_is_applied() {
 
 #[test]
 fn capabilities_root_exact_sets() {
-    let caps = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT"];
+    let caps = [
+        "CAP_CHOWN",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+    ];
     let mut b = bundle("capsroot");
     b.set(
         "/process/capabilities",
@@ -128,7 +176,11 @@ fn capabilities_non_root_with_ambient() {
     let st = status_map(&o.stdout);
     let hex = |k: &str| u64::from_str_radix(&st[k], 16).unwrap();
     let amb = cap_mask(&["CAP_KILL", "CAP_NET_RAW"]);
-    assert_eq!(hex("CapBnd"), cap_mask(&["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW", "CAP_SYS_TIME"]), "{o:?}");
+    assert_eq!(
+        hex("CapBnd"),
+        cap_mask(&["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW", "CAP_SYS_TIME"]),
+        "{o:?}"
+    );
     assert_eq!(hex("CapInh"), amb, "{o:?}");
     assert_eq!(hex("CapAmb"), amb, "{o:?}");
     assert_eq!(hex("CapPrm"), amb, "{o:?}");
@@ -163,7 +215,11 @@ fn rlimits_are_applied() {
     b.sh("cat /proc/self/limits; ulimit -n");
     let o = b.run_ok();
     let find = |name: &str| -> (String, String) {
-        let l = o.stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing: {o:?}"));
+        let l = o
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing: {o:?}"));
         let f: Vec<&str> = l[name.len()..].split_whitespace().collect();
         (f[0].to_string(), f[1].to_string())
     };
@@ -182,7 +238,11 @@ fn no_new_privileges_true_and_false() {
         b.set("/process/noNewPrivileges", json!(nnp));
         b.sh("grep ^NoNewPrivs: /proc/self/status");
         let o = b.run_ok();
-        assert_eq!(status_map(&o.stdout)["NoNewPrivs"], want, "noNewPrivileges={nnp}");
+        assert_eq!(
+            status_map(&o.stdout)["NoNewPrivs"],
+            want,
+            "noNewPrivileges={nnp}"
+        );
     }
 }
 
@@ -204,12 +264,17 @@ fn terminal_via_console_socket_with_console_size() {
     b.sh("[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-tty; stty size; [ -c /dev/console ] && echo console-chr; echo done");
     let sock = ConsoleSocket::listen(&b, Duration::from_secs(20));
     let id = b.new_id();
-    b.create_with(&id, &["--console-socket", sock.path().to_str().unwrap()]).ok();
+    b.create_with(&id, &["--console-socket", sock.path().to_str().unwrap()])
+        .ok();
     b.start(&id).ok();
     b.wait_status(&id, "stopped", Duration::from_secs(10));
     let out = String::from_utf8_lossy(&sock.output().expect("console output")).replace('\r', "");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, ["all-tty", "33 101", "console-chr", "done"], "{out:?}");
+    assert_eq!(
+        lines,
+        ["all-tty", "33 101", "console-chr", "done"],
+        "{out:?}"
+    );
     b.delete(&id).ok();
 }
 
@@ -243,7 +308,14 @@ fn preserve_fds_passes_extra_fds() {
         .arg("exec 3<passed.txt 4<passed.txt; exec \"$@\"")
         .arg("sh")
         .arg(runtime())
-        .args(["--root", b.state_root().to_str().unwrap(), "run", "--preserve-fds", "1", "--bundle"])
+        .args([
+            "--root",
+            b.state_root().to_str().unwrap(),
+            "run",
+            "--preserve-fds",
+            "1",
+            "--bundle",
+        ])
         .arg(b.path())
         .arg(&id)
         .current_dir(b.path());
@@ -264,7 +336,12 @@ fn non_preserved_fds_are_not_leaked() {
         .arg("exec 3<f.txt 7<f.txt; exec \"$@\"")
         .arg("sh")
         .arg(runtime())
-        .args(["--root", b.state_root().to_str().unwrap(), "run", "--bundle"])
+        .args([
+            "--root",
+            b.state_root().to_str().unwrap(),
+            "run",
+            "--bundle",
+        ])
         .arg(b.path())
         .arg(&id)
         .current_dir(b.path());

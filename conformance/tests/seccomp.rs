@@ -16,20 +16,28 @@ fn errno_action_with_errno_ret() {
     let mut b = bundle("seccomperrno");
     b.set(
         "/linux/seccomp",
-        seccomp(json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}])),
+        seccomp(
+            json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]),
+        ),
     );
     b.sh("grep ^Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; [ -d /tmp/x ] && echo created || echo not-created; touch /tmp/f && echo touch-ok");
     let o = b.run_ok();
     let l = o.lines();
     assert_eq!(status_map(&l[0])["Seccomp"], "2", "{o:?}");
-    assert!(l[1].contains("Permission denied"), "errnoRet 13 must give EACCES: {o:?}");
+    assert!(
+        l[1].contains("Permission denied"),
+        "errnoRet 13 must give EACCES: {o:?}"
+    );
     assert_eq!(l[2..], ["not-created", "touch-ok"]);
 }
 
 #[test]
 fn errno_action_defaults_to_eperm() {
     let mut b = bundle("seccompeperm");
-    b.set("/linux/seccomp", seccomp(json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}])));
+    b.set(
+        "/linux/seccomp",
+        seccomp(json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}])),
+    );
     b.sh("mkdir /tmp/x 2>&1; true");
     let o = b.run_ok();
     assert!(o.stdout.contains("Operation not permitted"), "{o:?}");
@@ -38,7 +46,10 @@ fn errno_action_defaults_to_eperm() {
 #[test]
 fn kill_action_kills_the_caller() {
     let mut b = bundle("seccompkill");
-    b.set("/linux/seccomp", seccomp(json!([{"names": ["sync"], "action": "SCMP_ACT_KILL"}])));
+    b.set(
+        "/linux/seccomp",
+        seccomp(json!([{"names": ["sync"], "action": "SCMP_ACT_KILL"}])),
+    );
     // A child shell runs sync (busybox may run it in-process) and dies of
     // SIGSYS (31): status 159 in the parent.
     b.sh("sh -c sync; echo status=$?");
@@ -84,7 +95,12 @@ fn seccomp_applies_to_non_root_without_no_new_privileges() {
     let mut b = bundle("seccompnonnp");
     b.set("/process/noNewPrivileges", json!(false));
     b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
-    b.set("/linux/seccomp", seccomp(json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}])));
+    b.set(
+        "/linux/seccomp",
+        seccomp(
+            json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]),
+        ),
+    );
     b.sh("grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; mkdir /tmp/x 2>&1; true");
     let o = b.run_ok();
     let st = status_map(&o.stdout);
@@ -103,7 +119,10 @@ fn no_seccomp_section_means_no_filter() {
 #[test]
 fn unknown_seccomp_action_fails() {
     let mut b = bundle("seccompbadact");
-    b.set("/linux/seccomp", seccomp(json!([{"names": ["mkdir"], "action": "SCMP_ACT_NONSENSE"}])));
+    b.set(
+        "/linux/seccomp",
+        seccomp(json!([{"names": ["mkdir"], "action": "SCMP_ACT_NONSENSE"}])),
+    );
     let id = b.new_id();
     b.create(&id).fails_naming(&["SCMP_ACT_NONSENSE", "action"]);
     b.assert_nothing_left(&id);
