@@ -139,16 +139,23 @@ fn memory_limit_is_enforced() {
     // tmpfs pages are charged to the writer's memory cgroup: 64MiB cannot fit.
     b.sh("dd if=/dev/zero of=/dev/shm/fill bs=1M count=64 2>/dev/null; echo size=$(stat -c %s /dev/shm/fill)");
     let o = b.run();
-    let written: u64 = o
+    let size = o
         .stdout
         .lines()
         .find_map(|l| l.strip_prefix("size="))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(
-        written < 64 << 20,
-        "64MiB written under a 16MiB limit: {o:?}"
-    );
+        .map(|v| v.trim().parse::<u64>().unwrap_or(0));
+    match size {
+        Some(written) => assert!(
+            written < 64 << 20,
+            "64MiB written under a 16MiB limit: {o:?}"
+        ),
+        // the OOM killer may pick the shell itself
+        None => assert_eq!(
+            o.code,
+            128 + 9,
+            "container neither reported nor was OOM-killed: {o:?}"
+        ),
+    }
 }
 
 #[test]
@@ -223,12 +230,15 @@ fn pids_limit_on_host_and_inside() {
 fn pids_limit_is_enforced() {
     let mut b = bundle("cgpidsenf");
     b.set("/linux/resources/pids", json!({"limit": 5}));
-    b.sh("for i in 1 2 3 4 5 6 7 8; do sleep 5 & done 2>/dev/null; jobs -p | wc -l");
+    // ash treats a failed fork as fatal; otherwise it reports how many started.
+    b.sh("for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; jobs -p | wc -l");
     let o = b.run();
-    let started: u32 = o.stdout.trim().parse().unwrap_or(0);
+    let refused =
+        o.stderr.contains("fork") || o.stderr.contains("Resource temporarily unavailable");
+    let started: Option<u32> = o.stdout.trim().parse().ok();
     assert!(
-        started < 8,
-        "8 background processes started under pids.limit=5: {o:?}"
+        refused || started.is_some_and(|n| n < 8),
+        "8 background processes started under pids.limit=5 (or the container never ran): {o:?}"
     );
 }
 

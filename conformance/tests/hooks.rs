@@ -289,11 +289,20 @@ fn hook_args_and_env_are_passed() {
 /// A failing hook during create: create fails, names the problem, and leaves nothing.
 fn failing_create_hook(kind: &str) {
     let (mut b, log) = hook_bundle(&format!("hookfail-{}", kind.to_lowercase()));
-    b.hook(kind, "echo hook-failed-on-purpose >&2; exit 3", None);
-    b.sh(&format!("touch {log}/process-ran"));
+    let l = log_for(kind, &log);
+    b.hook(
+        kind,
+        &format!("touch {l}/hook-ran; echo hook-failed-on-purpose >&2; exit 3"),
+        None,
+    );
+    b.sh("touch /hooklog/process-ran");
     let id = b.new_id();
     let o = b.create(&id);
     o.fails();
+    assert!(
+        std::path::Path::new(&format!("{log}/hook-ran")).exists(),
+        "the {kind} hook never ran: {o:?}"
+    );
     assert!(!std::path::Path::new(&format!("{log}/process-ran")).exists());
     b.assert_nothing_left(&id);
 }
@@ -397,8 +406,12 @@ fn failing_poststart_hook_only_warns() {
 
 #[test]
 fn hook_timeout_is_honoured() {
-    let (mut b, _log) = hook_bundle("hooktimeout");
-    b.hook("createRuntime", "exec sleep 30", Some(1));
+    let (mut b, log) = hook_bundle("hooktimeout");
+    b.hook(
+        "createRuntime",
+        &format!("touch {log}/hook-ran; exec sleep 30"),
+        Some(1),
+    );
     b.args(&["true"]);
     let id = b.new_id();
     let t0 = Instant::now();
@@ -407,6 +420,10 @@ fn hook_timeout_is_honoured() {
     assert!(
         took < Duration::from_secs(8),
         "hook with timeout 1s took {took:?}"
+    );
+    assert!(
+        std::path::Path::new(&format!("{log}/hook-ran")).exists(),
+        "the hook never ran"
     );
     b.assert_nothing_left(&id);
 }
