@@ -281,7 +281,7 @@ fn root_propagation(prop: &str) -> MountInfo {
 /// runc 1.1 leaves "/" private for rootfsPropagation=shared (runtime-tools'
 /// linux_rootfs_propagation_shared fails on runc for the same reason).
 #[test]
-fn rootfs_propagation_shared() {
+fn berth_only_rootfs_propagation_shared() {
     berth_only!("runc 1.1 does not make the container's / shared");
     let r = root_propagation("shared");
     assert!(r.optional.iter().any(|o| o.starts_with("shared:")), "{r:?}");
@@ -321,7 +321,7 @@ fn rootfs_propagation_slave() {
 /// runc 1.1 fails to start with rootfsPropagation=unbindable (EINVAL binding
 /// the rootfs onto itself).
 #[test]
-fn rootfs_propagation_unbindable() {
+fn berth_only_rootfs_propagation_unbindable() {
     berth_only!("runc 1.1 cannot start a container with unbindable rootfs propagation");
     let r = root_propagation("unbindable");
     assert!(r.optional.iter().any(|o| o == "unbindable"), "{r:?}");

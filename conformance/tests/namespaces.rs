@@ -255,7 +255,7 @@ fn hostname_is_set() {
 
 /// config.md `domainname` (runtime-spec 1.1): runc 1.1 ignores it.
 #[test]
-fn domainname_is_set() {
+fn berth_only_domainname_is_set() {
     berth_only!("runc 1.1 ignores domainname");
     let mut b = bundle("domain");
     b.set("/domainname", json!("conf.example.org"));

@@ -7,7 +7,7 @@ use conformance::*;
 use serde_json::json;
 
 #[test]
-fn personality_linux32() {
+fn berth_only_personality_linux32() {
     berth_only!("runc 1.1 ignores linux.personality");
     let mut b = bundle("persona");
     b.set("/linux/personality", json!({"domain": "LINUX32"}));
@@ -16,7 +16,7 @@ fn personality_linux32() {
 }
 
 #[test]
-fn io_priority() {
+fn berth_only_io_priority() {
     berth_only!("runc 1.1 ignores process.ioPriority");
     let mut b = bundle("ioprio");
     b.set(
@@ -28,7 +28,7 @@ fn io_priority() {
 }
 
 #[test]
-fn io_priority_idle() {
+fn berth_only_io_priority_idle() {
     berth_only!("runc 1.1 ignores process.ioPriority");
     let mut b = bundle("ioprioidle");
     b.set(
@@ -40,7 +40,7 @@ fn io_priority_idle() {
 }
 
 #[test]
-fn scheduler_policy_and_nice() {
+fn berth_only_scheduler_policy_and_nice() {
     berth_only!("runc 1.1 ignores process.scheduler");
     let mut b = bundle("sched");
     b.set(
@@ -53,7 +53,7 @@ fn scheduler_policy_and_nice() {
 }
 
 #[test]
-fn time_namespace_offsets() {
+fn berth_only_time_namespace_offsets() {
     berth_only!("runc 1.1 has no time namespace support");
     let mut b = bundle("timens");
     b.namespace("time", None);
@@ -82,7 +82,7 @@ fn time_namespace_offsets() {
 }
 
 #[test]
-fn time_namespace_without_offsets_is_new() {
+fn berth_only_time_namespace_without_offsets_is_new() {
     berth_only!("runc 1.1 has no time namespace support");
     let mut b = bundle("timensnew");
     b.namespace("time", None);

@@ -350,3 +350,31 @@ fn non_preserved_fds_are_not_leaked() {
     // 0,1,2 and the fd `ls` uses to read the directory (3); nothing else.
     assert_eq!(o.stdout.trim(), "0 1 2 3", "{o:?}");
 }
+
+#[test]
+fn listen_fds_are_passed_for_socket_activation() {
+    // runc passes LISTEN_FDS fds (systemd socket activation) through to the
+    // container, with LISTEN_FDS set and LISTEN_PID=1.
+    let mut b = bundle("listenfds");
+    std::fs::write(b.path().join("sock.txt"), "activated\n").unwrap();
+    b.sh("echo fds=$LISTEN_FDS pid=$LISTEN_PID; cat <&3");
+    let id = b.new_id();
+    b.write_config(&id);
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c")
+        .arg("exec 3<sock.txt; LISTEN_PID=$$ LISTEN_FDS=1 exec \"$@\"")
+        .arg("sh")
+        .arg(runtime())
+        .args([
+            "--root",
+            b.state_root().to_str().unwrap(),
+            "run",
+            "--bundle",
+        ])
+        .arg(b.path())
+        .arg(&id)
+        .current_dir(b.path());
+    let o = run_cmd(c, b.path(), CMD_TIMEOUT);
+    o.ok();
+    assert_eq!(o.lines(), ["fds=1 pid=1", "activated"]);
+}
