@@ -212,7 +212,7 @@ fn host_network_pod(c: &Containerd, rt: &Runtime) -> Result<()> {
     cri.start_container(&id)?;
     ensure!(rt.status(&c.runtime_root(CRI_NAMESPACE), &id)? == "running");
 
-    let node_netns = fs::read_link(format!("/proc/{}/ns/net", c.pid))?
+    let node_netns = fs::read_link(format!("/proc/{}/ns/net", c.pid()))?
         .display()
         .to_string();
     let r = cri.exec_sync(&id, &["readlink", "/proc/self/ns/net"], 20)?;

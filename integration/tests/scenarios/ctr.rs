@@ -22,7 +22,7 @@ pub const LIST: &[(&str, Scenario)] = &[
 ];
 
 /// (pid, STATUS) of task `id` from `ctr task ls`.
-fn task(c: &Containerd, id: &str) -> Result<Option<(i32, String)>> {
+pub fn task(c: &Containerd, id: &str) -> Result<Option<(i32, String)>> {
     let out = c.ctr(CTR_NAMESPACE).args(["task", "ls"]).ok()?;
     for l in out.stdout.lines().skip(1) {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -33,7 +33,7 @@ fn task(c: &Containerd, id: &str) -> Result<Option<(i32, String)>> {
     Ok(None)
 }
 
-fn wait_status(c: &Containerd, id: &str, want: &str) -> Result<i32> {
+pub fn wait_status(c: &Containerd, id: &str, want: &str) -> Result<i32> {
     eventually(
         &format!("task {id} to be {want}"),
         Duration::from_secs(15),
@@ -41,7 +41,7 @@ fn wait_status(c: &Containerd, id: &str, want: &str) -> Result<i32> {
     )
 }
 
-fn containers(c: &Containerd) -> Result<Vec<String>> {
+pub fn containers(c: &Containerd) -> Result<Vec<String>> {
     let out = c.ctr(CTR_NAMESPACE).args(["containers", "ls", "-q"]).ok()?;
     Ok(out
         .stdout
