@@ -244,26 +244,36 @@ pub fn delete(flags: &Flags) -> Result<()> {
     };
     let opts = RuntimeOptions::load(&bundle)?;
     let binary = crate::runtime::resolve(opts.binary())?;
-    let out = std::process::Command::new(&binary)
-        .arg("--root")
-        .arg(opts.root_for(&flags.namespace))
-        .arg("--log")
-        .arg(bundle.join("log.json"))
-        .args(["--log-format", "json"])
-        .args(if opts.systemd_cgroup {
-            &["--systemd-cgroup"][..]
-        } else {
-            &[][..]
-        })
-        .args(["delete", "--force", &flags.id])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .with_context(|| format!("running {} delete", binary.display()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if !(err.contains("does not exist") || err.contains("not found")) {
-            eprintln!("{}: delete --force {}: {}", binary.display(), flags.id, err.trim());
+    // A container whose processes are still dying can make the first delete fail (its cgroup is busy):
+    // try a few times before leaving it to the operator.
+    let mut last = String::new();
+    for attempt in 0..5 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
         }
+        let out = std::process::Command::new(&binary)
+            .arg("--root")
+            .arg(opts.root_for(&flags.namespace))
+            .arg("--log")
+            .arg(bundle.join("log.json"))
+            .args(["--log-format", "json"])
+            .args(if opts.systemd_cgroup {
+                &["--systemd-cgroup"][..]
+            } else {
+                &[][..]
+            })
+            .args(["delete", "--force", &flags.id])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("running {} delete", binary.display()))?;
+        last = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if out.status.success() || last.contains("does not exist") || last.contains("not found") {
+            last.clear();
+            break;
+        }
+    }
+    if !last.is_empty() {
+        eprintln!("{}: delete --force {}: {last}", binary.display(), flags.id);
     }
     mount::unmount_all(&bundle.join("rootfs"));
     let resp = DeleteResponse {

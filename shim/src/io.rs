@@ -64,10 +64,11 @@ impl Drop for Closer {
 }
 
 fn open_flags(p: &Path, flags: OFlag) -> Result<OwnedFd> {
+    let acc = flags & OFlag::O_ACCMODE;
     let f = OpenOptions::new()
-        .read(flags.contains(OFlag::O_RDONLY) || flags.contains(OFlag::O_RDWR))
-        .write(flags.contains(OFlag::O_WRONLY) || flags.contains(OFlag::O_RDWR))
-        .custom_flags((flags & !(OFlag::O_RDONLY | OFlag::O_WRONLY | OFlag::O_RDWR)).bits())
+        .read(acc == OFlag::O_RDONLY || acc == OFlag::O_RDWR)
+        .write(acc == OFlag::O_WRONLY || acc == OFlag::O_RDWR)
+        .custom_flags((flags & !OFlag::O_ACCMODE).bits())
         .open(p)
         .with_context(|| format!("opening {}", p.display()))?;
     Ok(f.into())
@@ -82,11 +83,36 @@ fn devnull(write: bool) -> Result<OwnedFd> {
     Ok(f.into())
 }
 
-/// (held read side, write side) of a FIFO.
+/// (held read side, write side) of a FIFO containerd reads.
+///
+/// The write side is opened only once containerd's reader is there (a reader blocked in its own open
+/// counts): a process that wrote and exited before the reader arrived would leave containerd's blocking
+/// open waiting for a writer that never comes. Then a read side is held open and never read, so the
+/// process gets no EPIPE while containerd is away (a restart); it is not a writer, so containerd still
+/// sees EOF when the process's last writer closes.
 fn fifo_writer(path: &str) -> Result<(OwnedFd, OwnedFd)> {
     let p = Path::new(path);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pause = Duration::from_millis(1);
+    let w = loop {
+        match open_flags(p, OFlag::O_WRONLY | OFlag::O_NONBLOCK) {
+            Ok(w) => break w,
+            Err(e)
+                if e.downcast_ref::<std::io::Error>().and_then(|e| e.raw_os_error())
+                    == Some(libc::ENXIO) =>
+            {
+                if Instant::now() >= deadline {
+                    bail!("nobody opened {path} for reading within 60 s");
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    nix::fcntl::fcntl(w.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
+        .with_context(|| format!("clearing O_NONBLOCK on {path}"))?;
     let r = open_flags(p, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
-    let w = open_flags(p, OFlag::O_WRONLY)?;
     Ok((r, w))
 }
 
@@ -446,21 +472,21 @@ mod tests {
     }
 
     #[test]
-    fn fifo_write_side_opens_without_a_reader_and_reaches_a_late_reader() {
+    fn fifo_write_side_waits_for_the_reader_and_ends_with_eof() {
         let dir = nix::unistd::mkdtemp("/tmp/berth-shim-test-XXXXXX").unwrap();
         let p = dir.join("out");
         nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // containerd's reader: a blocking open, late.
+        let p2 = p.clone();
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::read(&p2).unwrap()
+        });
         let (held, w) = fifo_writer(p.to_str().unwrap()).unwrap();
         nix::unistd::write(&w, b"early").unwrap();
-        // containerd opens its reader later, reads what was written, and EOF once the writer closes
-        // (the held read side is not a writer).
-        let r = open_flags(&p, OFlag::O_RDONLY | OFlag::O_NONBLOCK).unwrap();
         drop(w);
-        let mut buf = [0u8; 16];
-        // Both readers share one pipe buffer; ours never reads, so containerd gets it all.
-        let n = nix::unistd::read(r.as_raw_fd(), &mut buf).unwrap();
-        assert_eq!(&buf[..n], b"early");
-        assert_eq!(nix::unistd::read(r.as_raw_fd(), &mut buf).unwrap(), 0);
+        // The held read side is not a writer: the reader gets the data and EOF.
+        assert_eq!(reader.join().unwrap(), b"early");
         drop(held);
         std::fs::remove_dir_all(dir).unwrap();
     }
