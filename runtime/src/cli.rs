@@ -60,6 +60,8 @@ pub enum Command {
     Run(RunArgs),
     /// Write a default config.json into a bundle.
     Spec(SpecArgs),
+    /// Run a new process in a running container.
+    Exec(Box<ExecArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -129,4 +131,60 @@ pub struct SpecArgs {
     /// A spec for a container run by an unprivileged user.
     #[arg(long)]
     pub rootless: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    pub id: String,
+    /// The command and its arguments (unless --process is given).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// A process.json describing the process (runtime-spec `process` object).
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Give the process a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Unix socket that receives the master side of the terminal.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Return once the process started.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the process's pid to.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Working directory of the process.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Add an environment variable (NAME=value).
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// uid[:gid] to run as.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Additional group ids.
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (to the bounding, effective, permitted and ambient sets).
+    #[arg(short, long = "cap")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Pass this many extra file descriptors (from fd 3 on) to the process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// AppArmor profile (ignored where AppArmor is not enabled).
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// SELinux label (ignored where SELinux is not enabled).
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// Allow exec in a paused container.
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// runc's sub-cgroup option (not supported).
+    #[arg(long, hide = true)]
+    pub cgroup: Vec<String>,
 }

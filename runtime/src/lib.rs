@@ -7,6 +7,7 @@
 //! (the parent/child channel), `logging`, `sys` (every unsafe syscall wrapper), and `commands` (one file
 //! per verb).
 
+pub mod attach;
 pub mod capabilities;
 pub mod cgroups;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod container;
 pub mod devices;
+pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod launch;

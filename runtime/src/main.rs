@@ -25,6 +25,14 @@ fn main() {
         Command::Delete(a) => commands::delete::run(&g.root, &a.id, a.force).map(|_| 0),
         Command::Run(a) => commands::run::run(g, a),
         Command::Spec(a) => commands::spec::run(&a.bundle, a.rootless).map(|_| 0),
+        Command::Exec(a) => match commands::exec::run(g, a) {
+            // runc's exit code for an exec that failed to start
+            Err(e) => {
+                logging::fatal(&e.context("exec failed"));
+                std::process::exit(255)
+            }
+            ok => ok,
+        },
     };
     match result {
         Ok(code) => std::process::exit(code),

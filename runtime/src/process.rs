@@ -335,6 +335,9 @@ pub fn lookup(name: &str, path_env: Option<&str>) -> Result<PathBuf> {
         let p = PathBuf::from(name);
         return match check(&p) {
             Ok(()) => Ok(p),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                bail!("exec: {name:?}: permission denied")
+            }
             Err(e) => bail!("exec: {name:?}: stat {name}: {}", io_text(&e)),
         };
     }
