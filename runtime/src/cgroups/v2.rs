@@ -82,7 +82,8 @@ pub(crate) fn swap_v2(swap: i64, limit: i64) -> Result<Option<String>> {
     }
 }
 
-pub(crate) fn apply(d: &Path, r: &LinuxResources) -> Result<()> {
+/// Write `r` into the cgroup. `with_devices`: also replace the device filter (not on `update`).
+pub(crate) fn apply(d: &Path, r: &LinuxResources, with_devices: bool) -> Result<()> {
     if let Some(p) = r.pids() {
         if let Some(v) = num_or_max(p.limit()) {
             fsutil::write(d, "pids.max", &v)?;
@@ -199,7 +200,9 @@ pub(crate) fn apply(d: &Path, r: &LinuxResources) -> Result<()> {
     if let Some(u) = r.unified() {
         apply_unified(d, u)?;
     }
-    apply_devices(d, &devices::effective_rules(r.devices().as_ref()))?;
+    if with_devices {
+        apply_devices(d, &devices::effective_rules(r.devices().as_ref()))?;
+    }
     Ok(())
 }
 
