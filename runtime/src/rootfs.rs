@@ -214,8 +214,19 @@ fn mount_fs(root: &Root, m: &Mount, fstype: &str, source: &str) -> Result<()> {
         })?;
     }
     for flag in &m.sb_flags {
-        sys::fsconfig_set(fs.as_fd(), &CString::new(*flag)?, None)
-            .with_context(|| format!("option {flag}"))?;
+        match sys::fsconfig_set(fs.as_fd(), &CString::new(*flag)?, None) {
+            Ok(()) => {}
+            // mount(2) (runc) takes these as superblock flags that any filesystem accepts; with
+            // fsconfig they are parameters only some filesystems know (tmpfs has neither), and
+            // where unknown the flag had no effect: skip them there.
+            Err(e)
+                if matches!(*flag, "silent" | "iversion")
+                    && e.raw_os_error() == Some(libc::EINVAL) =>
+            {
+                crate::debug!("{fstype} does not take the {flag} option: ignored");
+            }
+            Err(e) => return Err(e).with_context(|| format!("option {flag}")),
+        }
     }
     let attrs = m.attr.attr_set & !(MOUNT_ATTR_IDMAP);
     let mnt =
