@@ -62,6 +62,20 @@ pub enum Command {
     Spec(SpecArgs),
     /// Run a new process in a running container.
     Exec(Box<ExecArgs>),
+    /// Show the processes running in a container.
+    Ps(PsArgs),
+    /// List the containers under --root.
+    List(ListArgs),
+    /// Suspend every process of a container (freeze its cgroup).
+    Pause(IdArg),
+    /// Resume the processes of a paused container.
+    Resume(IdArg),
+    /// Print a container's resource usage statistics and OOM events as JSON.
+    Events(EventsArgs),
+    /// Change a running container's resource limits.
+    Update(Box<UpdateArgs>),
+    /// Print what this runtime supports (runtime-spec features JSON).
+    Features,
 }
 
 #[derive(Args, Debug)]
@@ -187,4 +201,107 @@ pub struct ExecArgs {
     /// runc's sub-cgroup option (not supported).
     #[arg(long, hide = true)]
     pub cgroup: Vec<String>,
+}
+
+/// `table` or `json`, for `ps` and `list`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Output format: table (ps's own output, filtered) or json (the pids).
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+    pub id: String,
+    /// Arguments for ps(1) (default: -ef).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Output format: table or json.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+    /// Print the container ids only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    pub id: String,
+    /// Time between two stats events (a Go duration: 5s, 500ms, 1m30s).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Print the stats once and exit.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// runc's `update` flags. Values are parsed by the verb, so that a bad one is reported with the
+/// flag's name (exit code 1, as runc).
+#[derive(Args, Debug, Default)]
+pub struct UpdateArgs {
+    pub id: String,
+    /// A file holding a linux.resources JSON object, or - for stdin; the other flags are then ignored.
+    #[arg(short, long)]
+    pub resources: Option<String>,
+    /// Block IO weight (10-1000).
+    #[arg(long = "blkio-weight", allow_hyphen_values = true)]
+    pub blkio_weight: Option<String>,
+    /// CPU CFS period (us).
+    #[arg(long = "cpu-period", allow_hyphen_values = true)]
+    pub cpu_period: Option<String>,
+    /// CPU CFS quota (us) per period; -1 for none.
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CPU CFS burst (us).
+    #[arg(long = "cpu-burst", allow_hyphen_values = true)]
+    pub cpu_burst: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-share", allow_hyphen_values = true)]
+    pub cpu_share: Option<String>,
+    /// CPU realtime period (us).
+    #[arg(long = "cpu-rt-period", allow_hyphen_values = true)]
+    pub cpu_rt_period: Option<String>,
+    /// CPU realtime runtime (us) per period.
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<String>,
+    /// 1: SCHED_IDLE for the cgroup, 0: normal.
+    #[arg(long = "cpu-idle", allow_hyphen_values = true)]
+    pub cpu_idle: Option<String>,
+    /// CPUs the container may use (e.g. 0-2,4).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use.
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit (bytes, or with a unit: 64m, 1g); -1 for none.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit (bytes or with a unit).
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory + swap limit (bytes or with a unit); -1 for unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of pids; -1 for none.
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Obsolete (ignored, as runc does).
+    #[arg(long = "kernel-memory", hide = true)]
+    pub kernel_memory: Option<String>,
+    /// Obsolete (ignored, as runc does).
+    #[arg(long = "kernel-memory-tcp", hide = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Intel RDT L3 cache schema (not supported by berth).
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (not supported by berth).
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
 }

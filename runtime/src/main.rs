@@ -33,6 +33,13 @@ fn main() {
             }
             ok => ok,
         },
+        Command::Ps(a) => commands::ps::run(&g.root, a).map(|_| 0),
+        Command::List(a) => commands::list::run(&g.root, a.format, a.quiet).map(|_| 0),
+        Command::Pause(a) => commands::pause::run(&g.root, &a.id).map(|_| 0),
+        Command::Resume(a) => commands::resume::run(&g.root, &a.id).map(|_| 0),
+        Command::Events(a) => commands::events::run(&g.root, a).map(|_| 0),
+        Command::Update(a) => commands::update::run(&g.root, a).map(|_| 0),
+        Command::Features => commands::features::run().map(|_| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),
