@@ -71,12 +71,22 @@ pub fn main(args: InitArgs, channel: Channel) -> ! {
 fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     let plan = args.plan;
     // Nobody may open /proc/<init>/exe (the berth binary) while the init runs berth's code.
-    sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    // berth run by an unprivileged user cannot write the id maps (nor oom_score_adj) of a
+    // non-dumpable child, whose /proc files then belong to root: there the flag is set once the
+    // namespaces are entered, before anything of the container runs (runc too is dumpable
+    // while its parent writes the maps).
+    let privileged = nix::unistd::geteuid().is_root();
+    if privileged {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    }
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
 
     channel.expect(Msg::Go)?;
     // (A forked init on the staged path inherits the non-dumpable flag.)
     namespaces::enter(&plan.namespaces, args.join_fds, channel)?;
+    if !privileged {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    }
 
     let prepared = if plan.namespaces.has(Kind::Mount) {
         Some(rootfs::prepare(&RootfsPlan {

@@ -247,8 +247,22 @@ fn launch(
     if let Some(cpus) = &plan.process.cpu_affinity_initial {
         crate::process::set_affinity(pid, cpus).context("process.execCPUAffinity.initial")?;
     }
-    cgroup.add(pid)?;
+    let added = cgroup.add(pid);
+    // Kept also on failure: whatever add created is removed with the container.
     undo.cgroup = Some(cgroup);
+    match added {
+        Ok(()) => {}
+        // As runc for an unprivileged user: with no resources to apply and no write access to the
+        // cgroup tree, the container runs in the caller's cgroup.
+        Err(e)
+            if !nix::unistd::geteuid().is_root()
+                && plan.resources.is_none()
+                && permission_denied(&e) =>
+        {
+            crate::debug!("the container gets no cgroup of its own: {e:#}");
+        }
+        Err(e) => return Err(e),
+    }
     if let Some(r) = &plan.resources {
         undo.cgroup.as_ref().expect("cgroup").apply(r)?;
     }
@@ -356,4 +370,14 @@ pub fn kill_and_wait(c: &Container) {
         let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
         wait_exit(&fd);
     }
+}
+
+/// EACCES/EPERM anywhere in the error's chain.
+fn permission_denied(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            io.kind() == std::io::ErrorKind::PermissionDenied
+                || io.raw_os_error() == Some(libc::EPERM)
+        })
+    })
 }

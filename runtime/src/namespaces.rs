@@ -295,6 +295,12 @@ impl PidForChildren {
 
 /// Write /proc/PID/{uid,gid}_map of a child that made a user namespace (done by the privileged parent).
 pub fn write_id_maps(pid: i32, ns: &Namespaces) -> Result<()> {
+    // Without CAP_SETGID (berth run by an unprivileged user) the kernel takes a gid_map only once
+    // setgroups(2) is denied in the new namespace, as runc does for rootless containers.
+    if !nix::unistd::geteuid().is_root() {
+        let path = format!("/proc/{pid}/setgroups");
+        std::fs::write(&path, "deny").with_context(|| format!("writing deny to {path}"))?;
+    }
     for (file, maps) in [("uid_map", &ns.uid_mappings), ("gid_map", &ns.gid_mappings)] {
         let text: String = maps
             .iter()
