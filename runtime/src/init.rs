@@ -87,6 +87,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
             in_user_namespace: plan.namespaces.is_new(Kind::User)
                 || plan.namespaces.joined(Kind::User).is_some(),
             console: plan.process.terminal,
+            cgroup_namespace: plan.namespaces.has(Kind::Cgroup),
         })?)
     } else {
         None
