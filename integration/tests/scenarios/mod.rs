@@ -42,11 +42,16 @@ fn wait_for_size(p: &mut Pty, rows: u16, cols: u16) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         p.send("echo size=$(stty size)=\r")?;
-        if p.expect(&format!("size={rows} {cols}="), Duration::from_millis(500)).is_ok() {
+        if p.expect(&format!("size={rows} {cols}="), Duration::from_millis(500))
+            .is_ok()
+        {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            bail!("the container's terminal never became {rows}x{cols}; pty output:\n{}", p.output());
+            bail!(
+                "the container's terminal never became {rows}x{cols}; pty output:\n{}",
+                p.output()
+            );
         }
     }
 }
