@@ -78,6 +78,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     // (A forked init on the staged path inherits the non-dumpable flag.)
     namespaces::enter(&plan.namespaces, args.join_fds, channel)?;
 
+    crate::debug!("init {}: in its namespaces", plan.id);
     let prepared = if plan.namespaces.has(Kind::Mount) {
         Some(rootfs::prepare(&RootfsPlan {
             rootfs: &plan.rootfs,
@@ -93,6 +94,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
         None
     };
 
+    crate::debug!("init {}: mounts and devices ready", plan.id);
     channel.send(&Msg::RunCreateRuntimeHooks)?;
     let state_pid = match channel.recv()? {
         Some(Msg::HooksDone(pid)) => pid,
@@ -137,6 +139,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
         std::fs::write(&path, value.as_bytes())
             .with_context(|| format!("linux.sysctl {key}={value}: writing {path}"))?;
     }
+    crate::debug!("init {}: pivoted into the rootfs", plan.id);
     // After the sysctls: /proc/sys is usually one of the read-only paths.
     if plan.namespaces.has(Kind::Mount) {
         rootfs::finalize(
