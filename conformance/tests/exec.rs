@@ -4,7 +4,6 @@
 
 use conformance::*;
 use serde_json::json;
-use std::process::Command;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(10);
@@ -261,26 +260,18 @@ fn exec_no_new_privs_flag() {
 fn exec_preserve_fds_passes_extra_fds() {
     let (b, id, _) = running("exec-fds", |_| {});
     std::fs::write(b.path().join("passed.txt"), "through-fd-3\n").unwrap();
-    let mut c = Command::new("/bin/sh");
-    c.arg("-c")
-        .arg("exec 3<passed.txt 4<passed.txt; exec \"$@\"")
-        .arg("sh")
-        .arg(runtime())
-        .args([
-            "--root",
-            b.state_root().to_str().unwrap(),
+    let o = b.rt_after(
+        "exec 3<passed.txt 4<passed.txt",
+        &[
             "exec",
             "--preserve-fds",
             "1",
             &id,
-        ])
-        .args([
             "sh",
             "-c",
             "cat <&3; [ -e /proc/self/fd/4 ] && echo fd4-open || echo fd4-closed",
-        ])
-        .current_dir(b.path());
-    let o = run_cmd(c, b.path(), CMD_TIMEOUT);
+        ],
+    );
     o.ok();
     assert_eq!(o.lines(), ["through-fd-3", "fd4-closed"]);
 }
