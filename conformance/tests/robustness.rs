@@ -114,9 +114,9 @@ fn json_log_holds_the_error_for_containerd() {
     let text = std::fs::read_to_string(&log).expect("the log file");
     let last_error = text
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["level"] == "error")
-        .last()
+        .find(|v| v["level"] == "error")
         .unwrap_or_else(|| panic!("no error line in the log: {text:?}"));
     assert!(
         last_error["msg"]
