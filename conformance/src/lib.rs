@@ -737,6 +737,21 @@ impl Bundle {
         c
     }
 
+    /// Run a runtime verb from a shell that first runs `prefix` in the bundle directory (to open extra
+    /// fds, or set variables, for the runtime to inherit): `sh -c '<prefix>; exec RUNTIME --root R ARGS'`.
+    pub fn rt_after(&self, prefix: &str, args: &[&str]) -> Out {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(format!("{prefix}; exec \"$@\""))
+            .arg("sh")
+            .arg(runtime())
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .current_dir(&self.dir);
+        run_cmd(c, &self.dir, CMD_TIMEOUT)
+    }
+
     /// Run a runtime verb with the default timeout.
     pub fn rt(&self, args: &[&str]) -> Out {
         run_cmd(self.rt_cmd(args), &self.dir, CMD_TIMEOUT)

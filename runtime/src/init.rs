@@ -88,6 +88,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
         sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     }
 
+    crate::debug!("init {}: in its namespaces", plan.id);
     let prepared = if plan.namespaces.has(Kind::Mount) {
         Some(rootfs::prepare(&RootfsPlan {
             rootfs: &plan.rootfs,
@@ -97,11 +98,13 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
             in_user_namespace: plan.namespaces.is_new(Kind::User)
                 || plan.namespaces.joined(Kind::User).is_some(),
             console: plan.process.terminal,
+            cgroup_namespace: plan.namespaces.has(Kind::Cgroup),
         })?)
     } else {
         None
     };
 
+    crate::debug!("init {}: mounts and devices ready", plan.id);
     channel.send(&Msg::RunCreateRuntimeHooks)?;
     let state_pid = match channel.recv()? {
         Some(Msg::HooksDone(pid)) => pid,
@@ -146,6 +149,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
         std::fs::write(&path, value.as_bytes())
             .with_context(|| format!("linux.sysctl {key}={value}: writing {path}"))?;
     }
+    crate::debug!("init {}: pivoted into the rootfs", plan.id);
     // After the sysctls: /proc/sys is usually one of the read-only paths.
     if plan.namespaces.has(Kind::Mount) {
         rootfs::finalize(

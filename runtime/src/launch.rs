@@ -71,6 +71,7 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
         }
         _ => {}
     }
+    crate::debug!("create {}: config parsed and validated", o.id);
     let mut preserve_fds = o.preserve_fds;
     if let Some(n) = listen_fds() {
         plan.process.env.push(format!("LISTEN_FDS={n}"));
@@ -238,6 +239,7 @@ fn launch(
         }
     };
     pid_ns.leave()?;
+    crate::debug!("create {}: cloned the init, pid {pid}", plan.id);
     drop(child_end);
     drop(exec_listener);
     drop(console_socket);
@@ -285,6 +287,7 @@ fn launch(
         namespaces::write_id_maps(pid, &plan.namespaces)?;
     }
     parent_end.send(&Msg::Go)?;
+    crate::debug!("create {}: the init is in its cgroup, released", plan.id);
 
     // Drive the init's set-up.
     loop {
@@ -322,7 +325,10 @@ fn launch(
                 undo.hooks_ran |= !plan.hooks.create_container.is_empty();
                 parent_end.send(&Msg::HooksDone(pid))?;
             }
-            Some(Msg::Ready) => break,
+            Some(Msg::Ready) => {
+                crate::debug!("create {}: the init is ready", plan.id);
+                break;
+            }
             Some(Msg::Error(e)) => bail!("{e}"),
             Some(other) => bail!("init channel: unexpected {other:?}"),
             None => {

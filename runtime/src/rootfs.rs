@@ -31,6 +31,8 @@ pub struct RootfsPlan<'a> {
     pub in_user_namespace: bool,
     /// Create `/dev/console` for a terminal.
     pub console: bool,
+    /// The container has a cgroup namespace of its own (new or joined): cgroup mounts show its root.
+    pub cgroup_namespace: bool,
 }
 
 /// What `prepare` leaves for the later steps.
@@ -60,7 +62,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<Prepared> {
         .with_context(|| format!("opening the rootfs {}", plan.rootfs.display()))?;
 
     for m in plan.mounts {
-        attach(&root, m).with_context(|| {
+        attach(&root, m, plan.cgroup_namespace).with_context(|| {
             format!(
                 "mounting {} on {}",
                 describe(&m.source),
@@ -154,7 +156,7 @@ fn cstr(p: &Path) -> Result<CString> {
 }
 
 /// Attach one mount at its destination inside `root`.
-fn attach(root: &Root, m: &Mount) -> Result<()> {
+fn attach(root: &Root, m: &Mount, cgroup_namespace: bool) -> Result<()> {
     match &m.source {
         Source::Bind { path, recursive } => {
             let meta = std::fs::metadata(path)
@@ -193,10 +195,10 @@ fn attach(root: &Root, m: &Mount) -> Result<()> {
                     sb_flags: Vec::new(),
                     ..m.clone()
                 };
-                return attach(root, &bind);
+                return attach(root, &bind, cgroup_namespace);
             }
         }
-        Source::Cgroup => mount_cgroups(root, m)?,
+        Source::Cgroup => mount_cgroups(root, m, cgroup_namespace)?,
     }
     set_propagation(root, m)
 }
@@ -353,10 +355,9 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 /// unified host; on v1 and hybrid hosts a tmpfs with one directory per hierarchy (and the host's symlinks
 /// for co-mounted controllers). With a cgroup namespace each hierarchy is a fresh cgroup mount rooted at the
 /// container's cgroup; without one, the container's own cgroup directories are bind-mounted.
-fn mount_cgroups(root: &Root, m: &Mount) -> Result<()> {
+fn mount_cgroups(root: &Root, m: &Mount, in_cgroupns: bool) -> Result<()> {
     let hierarchies = host_cgroup_mounts()?;
     let own = own_cgroups()?;
-    let in_cgroupns = in_new_cgroup_namespace();
     let dest = &m.destination;
     if let [(_, h)] = hierarchies.as_slice() {
         if h.fstype == "cgroup2" && h.mount_point == Path::new("/sys/fs/cgroup") {
@@ -536,12 +537,6 @@ fn own_cgroups() -> Result<Vec<(String, String)>> {
             Some((it.next()?.to_owned(), it.next()?.to_owned()))
         })
         .collect())
-}
-
-fn in_new_cgroup_namespace() -> bool {
-    let own = std::fs::read_link("/proc/self/ns/cgroup").ok();
-    let init = std::fs::read_link("/proc/1/ns/cgroup").ok();
-    own.is_some() && own != init
 }
 
 /// Move into the prepared rootfs: pivot_root (the host's tree is detached and dropped), or with

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::SigSet;
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use oci_spec::runtime::{Capability, Process};
 
 use crate::cli::{ExecArgs, GlobalOpts};
@@ -58,13 +57,7 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         }
         (Some(p), true, _) => Some(terminal::connect(p)?.into()),
         (None, true, false) => {
-            let (ours, theirs) = socketpair(
-                AddressFamily::Unix,
-                SockType::Stream,
-                None,
-                SockFlag::SOCK_CLOEXEC,
-            )
-            .context("socketpair for the terminal")?;
+            let (ours, theirs) = terminal::own_console_socket()?;
             own_console = Some(ours);
             Some(theirs)
         }

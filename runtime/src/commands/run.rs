@@ -6,7 +6,6 @@ use std::os::fd::AsFd;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::SigSet;
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use crate::cli::{GlobalOpts, RunArgs};
 use crate::commands::{create, delete, start};
@@ -20,13 +19,7 @@ pub fn run(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         (Some(p), _) => Console::Socket(p.clone()),
         (None, true) => Console::None,
         (None, false) => {
-            let (ours, theirs) = socketpair(
-                AddressFamily::Unix,
-                SockType::Stream,
-                None,
-                SockFlag::SOCK_CLOEXEC,
-            )
-            .context("socketpair for the terminal")?;
+            let (ours, theirs) = terminal::own_console_socket()?;
             own_console = Some(ours);
             Console::Pair(theirs)
         }
