@@ -92,6 +92,18 @@ fn running(b: &mut Bundle, script: &str) -> (String, i32) {
     (id, st["pid"].as_i64().unwrap() as i32)
 }
 
+/// Wait until the init `pid` has exec'd `sleep` (its shell, and any child like `touch`, gone).
+fn settled(pid: i32) {
+    let deadline = Instant::now() + T;
+    while fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n" {
+        assert!(
+            Instant::now() < deadline,
+            "the init {pid} did not exec sleep"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Read a cgroup file of `pid`: the v1 name on v1/hybrid hosts, the v2 name on pure v2.
 fn cg(pid: i32, ctrl: &str, v1: &str, v2: &str) -> String {
     if cgroup_v2() {
@@ -180,19 +192,9 @@ fn fails_1(o: &Out, words: &[&str]) {
 #[test]
 fn ps_json_lists_every_process_of_the_container() {
     let mut b = bundle("psjson");
-    let (id, pid) = running(
-        &mut b,
-        "sleep 100 & sleep 101 & touch /ready; exec sleep 102",
-    );
-    assert!(b.wait_rootfs_file("ready", T));
-    let deadline = Instant::now() + T;
-    let pids = loop {
-        let p = ps_pids(&b, &id);
-        if p.len() >= 3 || Instant::now() > deadline {
-            break p;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (id, pid) = running(&mut b, "sleep 100 & sleep 101 & exec sleep 102");
+    settled(pid);
+    let pids = ps_pids(&b, &id);
     assert!(pids.contains(&(pid as i64)), "init {pid} not in {pids:?}");
     let cgpath = Bundle::cgroup_path_for(&id);
     let expected: BTreeSet<i64> = processes_of(&id, &cgpath)
@@ -206,8 +208,8 @@ fn ps_json_lists_every_process_of_the_container() {
 #[test]
 fn ps_table_is_ps_output_filtered_to_the_container() {
     let mut b = bundle("pstable");
-    let (id, pid) = running(&mut b, "sleep 100 & touch /ready; exec sleep 101");
-    assert!(b.wait_rootfs_file("ready", T));
+    let (id, pid) = running(&mut b, "sleep 100 & exec sleep 101");
+    settled(pid);
     let want = ps_pids(&b, &id);
 
     // default: ps -ef
@@ -481,11 +483,11 @@ fn events_stats_prints_one_stats_event() {
     }
     let mut b = bundle("evstats");
     with_limits(&mut b);
-    let (id, _) = running(
+    let (id, pid) = running(
         &mut b,
-        "sleep 100 & i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; touch /ready; exec sleep 101",
+        "sleep 100 & i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exec sleep 101",
     );
-    assert!(b.wait_rootfs_file("ready", T));
+    settled(pid);
     let o = b.rt(&["events", "--stats", &id]);
     o.ok();
     assert_eq!(o.lines().len(), 1, "one event: {}", o.stdout);
