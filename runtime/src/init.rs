@@ -32,6 +32,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// Idmapped bind mounts made by the parent (their fds are inherited across the clone).
+    pub idmapped: &'a rootfs::IdmappedTrees,
 }
 
 /// Entry point of the child; never returns.
@@ -89,6 +91,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
                 || plan.namespaces.joined(Kind::User).is_some(),
             console: plan.process.terminal,
             cgroup_namespace: plan.namespaces.has(Kind::Cgroup),
+            idmapped: args.idmapped,
         })?)
     } else {
         None

@@ -15,7 +15,7 @@ use crate::namespaces::{self, JoinFds, Kind, PidForChildren};
 use crate::state::{State, StateDir, EXEC_SOCKET};
 use crate::sync::{Channel, Msg};
 use crate::validate::{self, Plan};
-use crate::{config, hooks, sys, terminal};
+use crate::{config, hooks, rootfs, sys, terminal};
 
 /// Where the container's terminal goes.
 pub enum Console {
@@ -83,6 +83,8 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
         cgroup.check(r)?;
     }
     let join_fds = JoinFds::open(&plan.namespaces)?;
+    // Idmapped mounts are made here, in the runtime's namespaces (see `IdmappedTrees`).
+    let idmapped = rootfs::IdmappedTrees::prepare(&plan.mounts)?;
     let console_socket = match std::mem::replace(&mut o.console, Console::None) {
         Console::None => None,
         Console::Socket(ref p) => Some(OwnedFd::from(terminal::connect(p)?)),
@@ -105,6 +107,7 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
         &join_fds,
         console_socket,
         preserve_fds,
+        idmapped,
         &o,
     ) {
         Ok((pid, pidfd)) => {
@@ -185,6 +188,7 @@ fn launch(
     join_fds: &JoinFds,
     console_socket: Option<OwnedFd>,
     preserve_fds: u32,
+    idmapped: rootfs::IdmappedTrees,
     o: &CreateOptions,
 ) -> Result<(i32, OwnedFd)> {
     let state_dir = undo.state_dir.as_ref().expect("state dir");
@@ -229,6 +233,7 @@ fn launch(
                 preserve_fds,
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
+                idmapped: &idmapped,
             },
             child_end,
         ),
@@ -240,6 +245,7 @@ fn launch(
     };
     pid_ns.leave()?;
     crate::debug!("create {}: cloned the init, pid {pid}", plan.id);
+    drop(idmapped);
     drop(child_end);
     drop(exec_listener);
     drop(console_socket);

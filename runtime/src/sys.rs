@@ -5,7 +5,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret < 0 {
@@ -86,6 +86,52 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `std::process::Command` instead).
 pub fn fork() -> io::Result<Forked> {
     clone3(0, None)
+}
+
+/// A child parked in a new, still unmapped user namespace, for giving that namespace id maps from
+/// outside (an idmapped mount needs a user namespace fd holding its mappings). The caller writes
+/// `/proc/<pid>/{uid,gid}_map` and opens `/proc/<pid>/ns/user`; dropping the holder lets the child exit
+/// and reaps it.
+pub struct UsernsHolder {
+    pub pid: i32,
+    pidfd: OwnedFd,
+    /// Closing it wakes the child (its read sees end of file), which exits.
+    release: Option<OwnedFd>,
+}
+
+impl UsernsHolder {
+    /// Clone the holder. The caller must be single-threaded (see `clone3`).
+    pub fn spawn() -> io::Result<UsernsHolder> {
+        let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        match clone3(libc::CLONE_NEWUSER as u64, None)? {
+            Forked::Child => {
+                drop(wr);
+                let mut byte = 0u8;
+                // SAFETY: read(2) into a valid one-byte buffer; it returns at end of file, when the parent
+                // dropped its end (or died). _exit(2) ends the process without running destructors or exit
+                // handlers, which belong to the parent's copy of the state; nothing else runs in this child.
+                unsafe {
+                    libc::read(rd.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
+                    libc::_exit(0)
+                }
+            }
+            Forked::Parent { pid, pidfd } => {
+                drop(rd);
+                Ok(UsernsHolder {
+                    pid,
+                    pidfd,
+                    release: Some(wr),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for UsernsHolder {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        let _ = waitid_pidfd(self.pidfd.as_fd(), libc::WEXITED);
+    }
 }
 
 /// pidfd_open(2): a file descriptor that refers to process `pid` for as long as the fd lives.
