@@ -83,6 +83,11 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
         cgroup.check(r)?;
     }
     let join_fds = JoinFds::open(&plan.namespaces)?;
+    if !plan.net_devices.is_empty() {
+        if let Some(netns) = join_fds.get(Kind::Net) {
+            crate::netdev::check_target(&plan.net_devices, netns.as_fd())?;
+        }
+    }
     // Idmapped mounts are made here, in the runtime's namespaces (see `IdmappedTrees`).
     let idmapped = rootfs::IdmappedTrees::prepare(&plan.mounts)?;
     let console_socket = match std::mem::replace(&mut o.console, Console::None) {
@@ -99,6 +104,7 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
         pidfd: None,
         child: true,
         hooks_ran: false,
+        net_devices: None,
     };
     match launch(
         &plan,
@@ -142,10 +148,16 @@ struct Undo {
     /// The init is this process's child (reap it after killing it).
     child: bool,
     hooks_ran: bool,
+    /// Network devices moved into the container's namespace.
+    net_devices: Option<crate::netdev::MovedDevices>,
 }
 
 impl Undo {
     fn run(mut self, plan: &Plan) {
+        // Before the init dies: its network namespace may go with it, and virtual devices with that.
+        if let Some(moved) = self.net_devices.take() {
+            crate::netdev::undo(moved);
+        }
         if let Some(fd) = self.pidfd.take() {
             let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
             if self.child {
@@ -297,6 +309,20 @@ fn launch(
                 undo.child = false;
             }
             Some(Msg::RunCreateRuntimeHooks) => {
+                // The init is in all its namespaces: move the network devices before the hooks run.
+                if !plan.net_devices.is_empty() {
+                    let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                        .context("linux.netDevices: opening the container's network namespace")?;
+                    let moved = crate::netdev::move_all(
+                        &plan.net_devices,
+                        OwnedFd::from(netns),
+                        &mut undo.net_devices,
+                    );
+                    if let Err(e) = moved {
+                        let _ = parent_end.send(&Msg::Error(format!("{e:#}")));
+                        return Err(e);
+                    }
+                }
                 state.pid = pid;
                 let hook_state = serde_json::json!({
                     "ociVersion": config::OCI_VERSION, "id": plan.id, "status": "creating",

@@ -399,6 +399,26 @@ pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
     Ok(())
 }
 
+/// setsockopt(2) with an `int` value (options nix has no wrapper for, e.g. NETLINK_EXT_ACK).
+pub fn setsockopt_int(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `value`, an int valid for the call.
+    check_int(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 /// An ioctl that takes no argument and returns an integer (e.g. NS_GET_NSTYPE).
 pub fn ioctl_noarg(fd: BorrowedFd<'_>, request: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: the requests used with this wrapper take no argument and only return an integer.
