@@ -58,6 +58,10 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
             systemd_cgroup: o.systemd_cgroup,
         },
     )?;
+    // execCPUAffinity "is not applicable to the container's init process" (config.md): it is for the
+    // processes `exec` starts, which read it from the saved config.
+    plan.process.cpu_affinity_initial = None;
+    plan.process.cpu_affinity_final = None;
     // An init that shares its pid namespace with other processes must not expose the berth binary.
     if !plan.namespaces.is_new(Kind::Pid) {
         crate::sealed_exe::ensure()?;
@@ -263,10 +267,7 @@ fn launch(
     drop(console_socket);
     undo.pidfd = Some(pidfd.try_clone()?);
 
-    // Place the child before it goes on: affinity, cgroup, OOM score, id maps.
-    if let Some(cpus) = &plan.process.cpu_affinity_initial {
-        crate::process::set_affinity(pid, cpus).context("process.execCPUAffinity.initial")?;
-    }
+    // Place the child before it goes on: cgroup, OOM score, id maps.
     cgroup.add(pid)?;
     undo.cgroup = Some(cgroup);
     if let Some(r) = &plan.resources {

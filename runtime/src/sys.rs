@@ -364,11 +364,46 @@ pub fn sched_setattr_self(attr: &SchedAttr) -> io::Result<()> {
     Ok(())
 }
 
-/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): give the container its own session keyring.
-pub fn join_session_keyring(name: &CStr) -> io::Result<()> {
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): give the container its own session keyring; returns its
+/// serial number.
+pub fn join_session_keyring(name: &CStr) -> io::Result<i32> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
     // SAFETY: `name` is a valid C string.
-    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) })?;
+    let id = check(unsafe {
+        libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr())
+    })?;
+    Ok(id as i32)
+}
+
+/// keyctl(KEYCTL_DESCRIBE, key): "type;uid;gid;perm;description".
+pub fn keyctl_describe(key: i32) -> io::Result<String> {
+    const KEYCTL_DESCRIBE: libc::c_int = 6;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: the pointer and length describe `buf`, valid for writes; the kernel writes at most
+        // `buf.len()` bytes and returns the size the description needs (with its NUL).
+        let n = check(unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_DESCRIBE,
+                key,
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        })? as usize;
+        if n <= buf.len() {
+            buf.truncate(n.saturating_sub(1));
+            return Ok(String::from_utf8_lossy(&buf).into_owned());
+        }
+        buf.resize(n, 0);
+    }
+}
+
+/// keyctl(KEYCTL_SETPERM, key, perm).
+pub fn keyctl_setperm(key: i32, perm: u32) -> io::Result<()> {
+    const KEYCTL_SETPERM: libc::c_int = 5;
+    // SAFETY: integers only.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, key, perm) })?;
     Ok(())
 }
 
