@@ -115,8 +115,7 @@ fn json_log_holds_the_error_for_containerd() {
     let last_error = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["level"] == "error")
-        .last()
+        .rfind(|v| v["level"] == "error")
         .unwrap_or_else(|| panic!("no error line in the log: {text:?}"));
     assert!(
         last_error["msg"]

@@ -115,9 +115,11 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
         &mut undo,
         cgroup,
         &join_fds,
-        console_socket,
-        preserve_fds,
-        idmapped,
+        ForInit {
+            console_socket,
+            preserve_fds,
+            idmapped,
+        },
         &o,
     ) {
         Ok((pid, pidfd)) => {
@@ -197,16 +199,26 @@ pub fn wait_exit(pidfd: &OwnedFd) {
     let _ = poll(&mut fds, PollTimeout::from(5000u16));
 }
 
+/// What the parent prepared for the init (fds it inherits across the clone).
+struct ForInit {
+    console_socket: Option<OwnedFd>,
+    preserve_fds: u32,
+    idmapped: rootfs::IdmappedTrees,
+}
+
 fn launch(
     plan: &Plan,
     undo: &mut Undo,
     cgroup: Cgroup,
     join_fds: &JoinFds,
-    console_socket: Option<OwnedFd>,
-    preserve_fds: u32,
-    idmapped: rootfs::IdmappedTrees,
+    for_init: ForInit,
     o: &CreateOptions,
 ) -> Result<(i32, OwnedFd)> {
+    let ForInit {
+        console_socket,
+        preserve_fds,
+        idmapped,
+    } = for_init;
     let state_dir = undo.state_dir.as_ref().expect("state dir");
     let lock_fd = state_dir.lock_fd().as_raw_fd();
     // Bound through the directory's fd: the path stays short whatever --root and the id are.
