@@ -1,4 +1,6 @@
 //! The container's filesystem, in the order the child builds it:
+//! 0. (in the parent, before the clone) `IdmappedTrees::prepare`: the idmapped bind mounts, as detached
+//!    trees the init inherits;
 //! 1. `prepare`: make `/` a slave (or `rootfsPropagation`), bind the rootfs onto itself, attach every
 //!    `mounts` entry (targets resolved inside the rootfs by pathrs), create `/dev`'s nodes and links;
 //! 2. (the createContainer hooks run)
