@@ -542,6 +542,9 @@ pub struct Bundle {
     /// Give containers the default cgroupsPath `/berth-conformance-<id>` when
     /// the config has none (true by default).
     pub default_cgroups_path: bool,
+    /// Run the runtime through this command (e.g. `nsenter -t PID -n`, to run
+    /// it in a network namespace of the test's). Empty: run it directly.
+    pub runtime_prefix: Vec<String>,
     tag: String,
     ids: Vec<String>,
     pids: Vec<i32>,
@@ -567,6 +570,7 @@ impl Bundle {
             config: default_spec(),
             raw_config: None,
             default_cgroups_path: true,
+            runtime_prefix: Vec::new(),
             tag: tag.to_string(),
             ids: Vec::new(),
             pids: Vec::new(),
@@ -731,7 +735,14 @@ impl Bundle {
 
     /// A runtime command with `--root <state root>` and the given args.
     pub fn rt_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(runtime());
+        let mut c = match self.runtime_prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(runtime());
+                c
+            }
+            None => Command::new(runtime()),
+        };
         c.arg("--root").arg(&self.root).args(args);
         c.current_dir(&self.dir);
         c

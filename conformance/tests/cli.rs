@@ -972,12 +972,13 @@ fn berth_only_features_reports_what_berth_applies() {
         .iter()
         .map(|s| s.as_str().unwrap())
         .collect();
-    // idmapped mounts are parsed but not applied yet: not advertised
+    // idmapped mounts and network devices are applied (see mounts.rs and netdevices.rs)
     assert!(
-        !opts.contains(&"idmap") && !opts.contains(&"ridmap"),
+        opts.contains(&"idmap") && opts.contains(&"ridmap"),
         "{opts:?}"
     );
-    assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], false);
+    assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+    assert_eq!(v["linux"]["netDevices"]["enabled"], true);
     // labels are ignored: not advertised
     assert_eq!(v["linux"]["apparmor"]["enabled"], false);
     assert_eq!(v["linux"]["selinux"]["enabled"], false);
@@ -998,7 +999,8 @@ fn berth_only_features_reports_what_berth_applies() {
     // and what is listed works: every listed mount option (bind ones on a bind mount, the others
     // on a tmpfs) is accepted in a real container
     let mut b = bundle("featmounts");
-    let bind_only = ["bind", "rbind"];
+    // bind options, and idmap ones (bind mounts with mappings: mounts.rs tests them)
+    let bind_only = ["bind", "rbind", "idmap", "ridmap"];
     let fs_flags: Vec<&str> = opts
         .iter()
         .copied()

@@ -69,7 +69,22 @@ pub fn exec(c: &Container, o: ExecOptions) -> Result<Execed> {
     drop(o.console_socket);
 
     let placed = (|| -> Result<()> {
+        // execCPUAffinity: `initial` until the process is in the container's cgroup; then `final` (set
+        // by the process itself, before it execs) or, without one, the container's default affinity
+        // (its init's), so that `initial` does not stay.
+        let affinity = &o.process;
+        if let Some(cpus) = &affinity.cpu_affinity_initial {
+            process::set_affinity(pid, cpus).context("process.execCPUAffinity.initial")?;
+        }
         cgroup.add(pid)?;
+        if affinity.cpu_affinity_initial.is_some() && affinity.cpu_affinity_final.is_none() {
+            let init = nix::unistd::Pid::from_raw(c.state.pid);
+            let default = nix::sched::sched_getaffinity(init)
+                .context("process.execCPUAffinity: the affinity of the container's init")?;
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &default).context(
+                "process.execCPUAffinity: back to the container's default affinity after initial",
+            )?;
+        }
         if let Some(adj) = o.process.oom_score_adj {
             let path = format!("/proc/{pid}/oom_score_adj");
             std::fs::write(&path, adj.to_string())

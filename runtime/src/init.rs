@@ -32,6 +32,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// Idmapped bind mounts made by the parent (their fds are inherited across the clone).
+    pub idmapped: &'a rootfs::IdmappedTrees,
 }
 
 /// Entry point of the child; never returns.
@@ -99,6 +101,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
                 || plan.namespaces.joined(Kind::User).is_some(),
             console: plan.process.terminal,
             cgroup_namespace: plan.namespaces.has(Kind::Cgroup),
+            idmapped: args.idmapped,
         })?)
     } else {
         None
@@ -160,11 +163,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
         )?;
     }
     if !args.no_new_keyring {
-        let name = std::ffi::CString::new(format!("_ses.{}", plan.id))?;
-        match sys::join_session_keyring(&name) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
-            r => r.context("creating the container's session keyring")?,
-        }
+        new_session_keyring(&plan.id)?;
     }
     if let Some(p) = plan.personality {
         sys::personality(p).context("linux.personality")?;
@@ -187,6 +186,29 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).ok();
     channel.send(&Msg::Ready)?;
     Ok((exec, state_pid))
+}
+
+/// A session keyring of the container's own, `_ses.<id>`, not the caller's. As runc does, the
+/// keyring is also made searchable by its user (KEY_USR_SEARCH), so that the container's processes can
+/// still search it after they change to another uid.
+fn new_session_keyring(id: &str) -> Result<()> {
+    const KEY_USR_SEARCH: u32 = 0x0008_0000;
+    let name = std::ffi::CString::new(format!("_ses.{id}"))?;
+    let key = match sys::join_session_keyring(&name) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return Ok(()),
+        r => r.context("creating the container's session keyring")?,
+    };
+    let desc =
+        sys::keyctl_describe(key).context("keyctl(KEYCTL_DESCRIBE) of the session keyring")?;
+    let perm = desc
+        .split(';')
+        .nth(3)
+        .and_then(|p| u32::from_str_radix(p, 16).ok())
+        .with_context(|| {
+            format!("the session keyring's description {desc:?} has no permissions")
+        })?;
+    sys::keyctl_setperm(key, perm | KEY_USR_SEARCH)
+        .context("keyctl(KEYCTL_SETPERM) of the session keyring")
 }
 
 /// Block until `start` connects to the exec socket.

@@ -161,6 +161,13 @@ pub fn from_spec(index: usize, m: &SpecMount, bundle: &Path) -> Result<Mount> {
         if uid_maps.is_empty() || gid_maps.is_empty() {
             bail!("{field}: an idmapped mount needs both uidMappings and gidMappings");
         }
+        for (name, maps) in [("uidMappings", &uid_maps), ("gidMappings", &gid_maps)] {
+            for (i, map) in maps.iter().enumerate() {
+                if map.size() == 0 {
+                    bail!("{field}.{name}[{i}]: size must not be 0");
+                }
+            }
+        }
         mount.idmap = Some(IdMap {
             uid_mappings: uid_maps,
             gid_mappings: gid_maps,

@@ -293,6 +293,13 @@ impl PidForChildren {
     }
 }
 
+/// The text of a uid_map/gid_map file for `maps` ("containerID hostID size" lines).
+pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
 /// Write /proc/PID/{uid,gid}_map of a child that made a user namespace (done by the privileged parent).
 pub fn write_id_maps(pid: i32, ns: &Namespaces) -> Result<()> {
     // Without CAP_SETGID (berth run by an unprivileged user) the kernel takes a gid_map only once
@@ -302,10 +309,7 @@ pub fn write_id_maps(pid: i32, ns: &Namespaces) -> Result<()> {
         std::fs::write(&path, "deny").with_context(|| format!("writing deny to {path}"))?;
     }
     for (file, maps) in [("uid_map", &ns.uid_mappings), ("gid_map", &ns.gid_mappings)] {
-        let text: String = maps
-            .iter()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect();
+        let text = id_map_text(maps);
         let path = format!("/proc/{pid}/{file}");
         std::fs::write(&path, text.as_bytes())
             .with_context(|| format!("writing {path} ({})", text.trim().replace('\n', "; ")))?;

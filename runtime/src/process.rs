@@ -50,6 +50,7 @@ pub struct ProcessPlan {
     /// ioprio value for ioprio_set.
     pub io_priority: Option<i32>,
     pub scheduler: Option<sys::SchedAttr>,
+    /// `execCPUAffinity` (for processes `exec` starts; not the init's): before and after the cgroup.
     pub cpu_affinity_initial: Option<Vec<usize>>,
     pub cpu_affinity_final: Option<Vec<usize>>,
 }

@@ -98,6 +98,8 @@ pub struct Plan {
     pub seccomp: Option<SeccompProgram>,
     pub personality: Option<u64>,
     pub memory_policy: Option<MemoryPolicy>,
+    /// `linux.netDevices`, in the order of their host names.
+    pub net_devices: Vec<crate::netdev::NetDevice>,
     pub hooks: Hooks,
 }
 
@@ -233,9 +235,7 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
     if linux.intel_rdt().is_some() {
         bail!("linux.intelRdt: Intel RDT (resctrl) is not supported by berth");
     }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        bail!("linux.netDevices: moving network devices into the container is not supported by berth yet");
-    }
+    let net_devices = crate::netdev::from_spec(linux.net_devices().as_ref(), &namespaces)?;
     if process.apparmor_profile.is_some() && !apparmor_enabled() {
         crate::debug!("process.apparmorProfile is ignored: AppArmor is not enabled on this host");
     }
@@ -263,6 +263,7 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
         seccomp,
         personality,
         memory_policy,
+        net_devices,
         hooks: Hooks::from_spec(&spec)?,
         spec,
     })

@@ -4,9 +4,8 @@
 //! operators, architectures and flags (seccomp; supported flags probed in the kernel), memory
 //! policies (validate).
 //!
-//! Reported as not supported: AppArmor and SELinux (berth ignores the labels), Intel RDT, network
-//! devices, and idmapped mounts (the `idmap`/`ridmap` options and mount uid/gid mappings are
-//! parsed by `mounts` but `rootfs` does not apply them yet, so they are left out of mountOptions).
+//! Reported as not supported: AppArmor and SELinux (berth ignores the labels) and Intel RDT.
+//! Network devices (`netdev`) and idmapped mounts (`rootfs`, built by the parent) are.
 
 use anyhow::Result;
 use oci_spec::runtime::{
@@ -19,9 +18,6 @@ use serde_json::Value;
 use crate::config::OCI_VERSION;
 use crate::namespaces::Kind;
 use crate::{mounts, seccomp, validate};
-
-/// Mount options recognised by `mounts` but not applied by `rootfs` yet.
-const NOT_APPLIED_OPTIONS: [&str; 2] = ["idmap", "ridmap"];
 
 pub fn run() -> Result<()> {
     println!("{}", to_json_indented(&features())?);
@@ -56,11 +52,7 @@ pub fn features() -> Features {
     let mut caps: Vec<caps::Capability> = caps::all().into_iter().collect();
     caps.sort_by_key(|c| c.index());
 
-    let mut mount_options: Vec<String> = mounts::OPTIONS
-        .iter()
-        .filter(|o| !NOT_APPLIED_OPTIONS.contains(o))
-        .map(|o| o.to_string())
-        .collect();
+    let mut mount_options: Vec<String> = mounts::OPTIONS.iter().map(|o| o.to_string()).collect();
     mount_options.sort();
 
     let mut sec = Seccomp::default();
@@ -86,7 +78,7 @@ pub fn features() -> Features {
     mempol.set_flags(Some(names(validate::MEMORY_POLICY_FLAGS)));
 
     let mut idmap = IDMap::default();
-    idmap.set_enabled(Some(false));
+    idmap.set_enabled(Some(true));
     let mut mount_ext = MountExtensions::default();
     mount_ext.set_idmap(Some(idmap));
 
@@ -100,7 +92,7 @@ pub fn features() -> Features {
     linux.set_intel_rdt(Some(IntelRdt::default().set_enabled(Some(false)).clone()));
     linux.set_memory_policy(Some(mempol));
     linux.set_mount_extensions(Some(mount_ext));
-    linux.set_net_devices(Some(NetDevices::default().set_enabled(Some(false)).clone()));
+    linux.set_net_devices(Some(NetDevices::default().set_enabled(Some(true)).clone()));
 
     let mut f = Features::default();
     f.set_oci_version_min("1.0.0".to_string());
@@ -154,8 +146,9 @@ mod tests {
         assert!(!s.contains("null"), "{s}");
         assert!(s.contains("\n    \"ociVersionMin\": \"1.0.0\""), "{s}");
         let v: Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], false);
-        assert!(!v["mountOptions"]
+        assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+        assert_eq!(v["linux"]["netDevices"]["enabled"], true);
+        assert!(v["mountOptions"]
             .as_array()
             .unwrap()
             .contains(&Value::String("idmap".into())));
