@@ -484,7 +484,8 @@ fn mount_cgroups(root: &Root, m: &Mount, in_cgroupns: bool) -> Result<()> {
     let dest = &m.destination;
     if let [(_, h)] = hierarchies.as_slice() {
         if h.fstype == "cgroup2" && h.mount_point == Path::new("/sys/fs/cgroup") {
-            return mount_one_hierarchy(root, m, dest, h, &own, in_cgroupns);
+            let t = target(root, dest, false)?;
+            return mount_one_hierarchy(&t, m, h, &own, in_cgroupns);
         }
     }
     // v1 / hybrid: a tmpfs to hold the hierarchies.
@@ -498,36 +499,51 @@ fn mount_cgroups(root: &Root, m: &Mount, in_cgroupns: bool) -> Result<()> {
     .context("creating the tmpfs for the cgroup hierarchies")?;
     let t = target(root, dest, false)?;
     sys::move_mount(mnt.as_fd(), t.as_fd()).context("attaching the cgroup tmpfs")?;
+    // The tmpfs is new and only berth has written to it, so its directories are made and opened
+    // relative to its own fd, without resolving paths through the rootfs again.
+    let dir = mnt.as_raw_fd();
     for (name, h) in &hierarchies {
-        mount_one_hierarchy(root, m, &dest.join(name), h, &own, in_cgroupns)
+        nix::sys::stat::mkdirat(
+            Some(dir),
+            name.as_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        )
+        .with_context(|| format!("creating {}/{name}", dest.display()))?;
+        let fd = nix::fcntl::openat(
+            Some(dir),
+            name.as_str(),
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("opening {}/{name}", dest.display()))?;
+        mount_one_hierarchy(&owned(fd), m, h, &own, in_cgroupns)
             .with_context(|| format!("cgroup hierarchy {name}"))?;
     }
     for (link, target) in host_cgroup_symlinks() {
-        let _ = root.create(dest.join(&link), &pathrs::InodeType::Symlink(target));
+        let _ = nix::unistd::symlinkat(&target, Some(dir), link.as_str());
     }
     if m.attr.attr_set & MOUNT_ATTR_RDONLY != 0 {
-        let top = root.resolve(dest)?;
-        setattr(
-            &top,
-            &MountAttr {
-                attr_set: MOUNT_ATTR_RDONLY,
-                ..Default::default()
-            },
-            false,
-        )?;
+        let ro = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        setattr(&mnt, &ro, false)?;
     }
     Ok(())
 }
 
+/// Attach one cgroup hierarchy onto `t`: a fresh cgroup mount in a cgroup namespace, else a bind of
+/// the container's own cgroup directory of that hierarchy.
 fn mount_one_hierarchy(
-    root: &Root,
+    t: &impl AsFd,
     m: &Mount,
-    dest: &Path,
     h: &HostCgroupMount,
     own: &[(String, String)],
     in_cgroupns: bool,
 ) -> Result<()> {
-    let t = target(root, dest, false)?;
     let mnt = if in_cgroupns {
         let fs = sys::fsopen(&CString::new(h.fstype.as_str())?)
             .with_context(|| format!("fsopen({})", h.fstype))?;
@@ -740,7 +756,8 @@ fn verified_dev_null() -> Result<OwnedFd> {
     Ok(fd)
 }
 
-fn owned(fd: std::os::fd::RawFd) -> OwnedFd {
+/// Take ownership of an fd just returned by open(2)/openat(2).
+pub fn owned(fd: std::os::fd::RawFd) -> OwnedFd {
     use std::os::fd::FromRawFd;
     // SAFETY: only called with fds just returned by open(2), owned by nobody else.
     unsafe { OwnedFd::from_raw_fd(fd) }
