@@ -30,7 +30,11 @@ pub(crate) fn manager(mount: &Path, dir: &Path) -> Result<libcgroups::v2::manage
 
 /// Create the cgroup (enabling every available controller on the way down) and move `pid` in.
 pub(crate) fn add(mount: &Path, dir: &Path, pid: i32) -> Result<()> {
-    manager(mount, dir)?
+    let manager = manager(mount, dir)?;
+    // libcgroups checks `exists()` and then fails on EEXIST: two containers made at once
+    // under one new parent race there. Create the levels first, tolerating EEXIST.
+    fsutil::mkdir_below(mount, dir, |_, _| Ok(()))?;
+    manager
         .add_task(nix::unistd::Pid::from_raw(pid))
         .with_context(|| format!("cannot add pid {pid} to cgroup {}", dir.display()))
 }
