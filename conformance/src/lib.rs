@@ -542,6 +542,9 @@ pub struct Bundle {
     /// Give containers the default cgroupsPath `/berth-conformance-<id>` when
     /// the config has none (true by default).
     pub default_cgroups_path: bool,
+    /// Run the runtime through this command (e.g. `nsenter -t PID -n`, to run
+    /// it in a network namespace of the test's). Empty: run it directly.
+    pub runtime_prefix: Vec<String>,
     tag: String,
     ids: Vec<String>,
     pids: Vec<i32>,
@@ -567,6 +570,7 @@ impl Bundle {
             config: default_spec(),
             raw_config: None,
             default_cgroups_path: true,
+            runtime_prefix: Vec::new(),
             tag: tag.to_string(),
             ids: Vec::new(),
             pids: Vec::new(),
@@ -731,10 +735,32 @@ impl Bundle {
 
     /// A runtime command with `--root <state root>` and the given args.
     pub fn rt_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(runtime());
+        let mut c = match self.runtime_prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(runtime());
+                c
+            }
+            None => Command::new(runtime()),
+        };
         c.arg("--root").arg(&self.root).args(args);
         c.current_dir(&self.dir);
         c
+    }
+
+    /// Run a runtime verb from a shell that first runs `prefix` in the bundle directory (to open extra
+    /// fds, or set variables, for the runtime to inherit): `sh -c '<prefix>; exec RUNTIME --root R ARGS'`.
+    pub fn rt_after(&self, prefix: &str, args: &[&str]) -> Out {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(format!("{prefix}; exec \"$@\""))
+            .arg("sh")
+            .arg(runtime())
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .current_dir(&self.dir);
+        run_cmd(c, &self.dir, CMD_TIMEOUT)
     }
 
     /// Run a runtime verb with the default timeout.

@@ -227,6 +227,18 @@ fn pids_limit_on_host_and_inside() {
 }
 
 #[test]
+fn cgroup_mount_shows_the_container_cgroup_without_a_cgroup_namespace() {
+    // Docker on a v1 host: no cgroup namespace; the cgroup mount must still show the container's own
+    // cgroup (its limits), not the hierarchy's root.
+    let mut b = bundle("cgnons");
+    b.set("/linux/resources/pids", json!({"limit": 43}));
+    b.set("/linux/resources/memory", json!({"limit": 50331648}));
+    b.sh("cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; \
+          cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max");
+    assert_eq!(b.run_ok().lines(), ["43", "50331648"]);
+}
+
+#[test]
 fn pids_limit_is_enforced() {
     let mut b = bundle("cgpidsenf");
     b.set("/linux/resources/pids", json!({"limit": 5}));

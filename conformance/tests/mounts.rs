@@ -417,3 +417,161 @@ fn readonly_paths() {
         );
     }
 }
+
+/// A directory under the bundle holding files owned by 1000:1000 and 1001:1001 on disk.
+fn owned_files(b: &Bundle, name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::chown;
+    let d = b.path().join(name);
+    fs::create_dir(&d).unwrap();
+    fs::write(d.join("f1000"), "x").unwrap();
+    fs::write(d.join("f1001"), "y").unwrap();
+    chown(&d, Some(1000), Some(1000)).unwrap();
+    chown(d.join("f1000"), Some(1000), Some(1000)).unwrap();
+    chown(d.join("f1001"), Some(1001), Some(1001)).unwrap();
+    d
+}
+
+/// `ls -ln` lines of a directory as (owner, group, name).
+fn owners(ls: &str) -> Vec<(String, String, String)> {
+    ls.lines()
+        .filter(|l| l.starts_with('-') || l.starts_with('d'))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[2].into(), f[3].into(), f[f.len() - 1].into())
+        })
+        .collect()
+}
+
+#[test]
+fn berth_only_idmapped_bind_mount() {
+    berth_only!("runc 1.1 has no idmapped mounts");
+    use std::os::unix::fs::MetadataExt;
+    let mut b = bundle("idmap");
+    let d = owned_files(&b, "idsrc");
+    // On-disk 1000 (containerID) shows as 0 (hostID) through the mount; 1001 is not mapped.
+    b.mount(
+        json!({"destination": "/mnt/id", "type": "bind", "source": d, "options": ["bind", "idmap"],
+        "uidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}],
+        "gidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}]}),
+    );
+    let (o, mi) = mountinfo_with(
+        &mut b,
+        "ls -ln /mnt/id; echo from-container > /mnt/id/new; stat -c 'new=%u:%g' /mnt/id/new;",
+    );
+    let own = owners(&o.stdout);
+    assert!(
+        own.contains(&("0".into(), "0".into(), "f1000".into())),
+        "{o:?}"
+    );
+    assert!(
+        own.contains(&("65534".into(), "65534".into(), "f1001".into())),
+        "an unmapped owner must show as the overflow id: {o:?}"
+    );
+    assert_eq!(o.kv("new"), "0:0");
+    // Written by root through the mount: stored as 1000 on disk.
+    let meta = fs::metadata(d.join("new")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+    assert!(
+        last_at(&mi, "/mnt/id")
+            .opts
+            .contains(&"idmapped".to_string()),
+        "{:?}",
+        last_at(&mi, "/mnt/id")
+    );
+}
+
+#[test]
+fn berth_only_idmapped_bind_mount_in_a_user_namespace() {
+    berth_only!("runc 1.1 has no idmapped mounts");
+    use std::os::unix::fs::MetadataExt;
+    let mut b = bundle("idmapuserns");
+    let d = owned_files(&b, "idsrc");
+    b.namespace("user", None);
+    b.set(
+        "/linux/uidMappings",
+        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
+    );
+    b.set(
+        "/linux/gidMappings",
+        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
+    );
+    b.remove_mount("/sys/fs/cgroup");
+    // The rootfs belongs to the host's root: the container's root cannot make the mount point.
+    fs::create_dir(b.rootfs().join("mnt/id")).unwrap();
+    // The volume's 1000 becomes host 200000: the container's root.
+    b.mount(json!({"destination": "/mnt/id", "type": "bind", "source": d, "options": ["rbind", "ridmap", "ro"],
+        "uidMappings": [{"containerID": 1000, "hostID": 200000, "size": 2}],
+        "gidMappings": [{"containerID": 1000, "hostID": 200000, "size": 2}]}));
+    let (o, mi) = mountinfo_with(
+        &mut b,
+        "ls -ln /mnt/id; touch /mnt/id/x 2>/dev/null && echo writable || echo read-only;",
+    );
+    let own = owners(&o.stdout);
+    assert!(
+        own.contains(&("0".into(), "0".into(), "f1000".into())),
+        "{o:?}"
+    );
+    assert!(
+        own.contains(&("1".into(), "1".into(), "f1001".into())),
+        "{o:?}"
+    );
+    assert!(o.stdout.contains("read-only"), "{o:?}");
+    let m = last_at(&mi, "/mnt/id");
+    assert!(m.opts.contains(&"idmapped".to_string()), "{m:?}");
+    assert!(m.opts.contains(&"ro".to_string()), "{m:?}");
+    assert_eq!(fs::metadata(d.join("f1000")).unwrap().uid(), 1000);
+}
+
+#[test]
+fn berth_only_idmapped_mount_errors_name_the_mount() {
+    berth_only!("runc 1.1 has no idmapped mounts");
+    let mut b = bundle("idmapbad");
+    let d = owned_files(&b, "idsrc");
+    let field = format!("mounts[{}]", b.config["mounts"].as_array().unwrap().len());
+    // Overlapping ranges: the kernel refuses the map.
+    b.mount(json!({"destination": "/mnt/id", "type": "bind", "source": d, "options": ["bind", "idmap"],
+        "uidMappings": [{"containerID": 0, "hostID": 0, "size": 10}, {"containerID": 5, "hostID": 100, "size": 10}],
+        "gidMappings": [{"containerID": 0, "hostID": 0, "size": 1}]}));
+    let id = b.new_id();
+    let o = b.create(&id);
+    o.fails_naming(&[&field]);
+    assert!(o.stderr.contains("uidMappings"), "{o:?}");
+    b.assert_nothing_left(&id);
+
+    // A size of 0 is refused before anything exists.
+    let mut b = bundle("idmapzero");
+    b.mount(
+        json!({"destination": "/mnt/id", "type": "bind", "source": d, "options": ["bind", "idmap"],
+        "uidMappings": [{"containerID": 0, "hostID": 0, "size": 0}],
+        "gidMappings": [{"containerID": 0, "hostID": 0, "size": 1}]}),
+    );
+    let id = b.new_id();
+    b.create(&id)
+        .fails_naming(&[&format!("{field}.uidMappings[0]")]);
+    b.assert_nothing_left(&id);
+
+    // sysfs does not support idmapped mounts.
+    let mut b = bundle("idmapsysfs");
+    b.mount(json!({"destination": "/mnt/id", "type": "bind", "source": "/sys/kernel", "options": ["bind", "idmap"],
+        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}));
+    let id = b.new_id();
+    let o = b.create(&id);
+    o.fails_naming(&[&field]);
+    assert!(
+        o.stderr.contains("does not support idmapped mounts"),
+        "{o:?}"
+    );
+    b.assert_nothing_left(&id);
+
+    // Only bind mounts can be idmapped.
+    let mut b = bundle("idmaptmpfs");
+    b.mount(
+        json!({"destination": "/mnt/id", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"],
+        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+    );
+    let id = b.new_id();
+    b.create(&id).fails_naming(&[&field]);
+    b.assert_nothing_left(&id);
+}

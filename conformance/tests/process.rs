@@ -4,7 +4,6 @@
 use conformance::*;
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -302,24 +301,12 @@ fn preserve_fds_passes_extra_fds() {
     b.sh("cat <&3; [ -e /proc/self/fd/4 ] && echo fd4-open || echo fd4-closed");
     let id = b.new_id();
     b.write_config(&id);
+    let dir = b.path().to_string_lossy().into_owned();
     // fd 3 and 4 are open in the runtime's process; only fd 3 is preserved.
-    let mut c = Command::new("/bin/sh");
-    c.arg("-c")
-        .arg("exec 3<passed.txt 4<passed.txt; exec \"$@\"")
-        .arg("sh")
-        .arg(runtime())
-        .args([
-            "--root",
-            b.state_root().to_str().unwrap(),
-            "run",
-            "--preserve-fds",
-            "1",
-            "--bundle",
-        ])
-        .arg(b.path())
-        .arg(&id)
-        .current_dir(b.path());
-    let o = run_cmd(c, b.path(), CMD_TIMEOUT);
+    let o = b.rt_after(
+        "exec 3<passed.txt 4<passed.txt",
+        &["run", "--preserve-fds", "1", "--bundle", &dir, &id],
+    );
     o.ok();
     assert_eq!(o.lines(), ["through-fd-3", "fd4-closed"]);
 }
@@ -331,21 +318,8 @@ fn non_preserved_fds_are_not_leaked() {
     b.sh("ls /proc/self/fd | sort -n | tr '\\n' ' '");
     let id = b.new_id();
     b.write_config(&id);
-    let mut c = Command::new("/bin/sh");
-    c.arg("-c")
-        .arg("exec 3<f.txt 7<f.txt; exec \"$@\"")
-        .arg("sh")
-        .arg(runtime())
-        .args([
-            "--root",
-            b.state_root().to_str().unwrap(),
-            "run",
-            "--bundle",
-        ])
-        .arg(b.path())
-        .arg(&id)
-        .current_dir(b.path());
-    let o = run_cmd(c, b.path(), CMD_TIMEOUT);
+    let dir = b.path().to_string_lossy().into_owned();
+    let o = b.rt_after("exec 3<f.txt 7<f.txt", &["run", "--bundle", &dir, &id]);
     o.ok();
     // 0,1,2 and the fd `ls` uses to read the directory (3); nothing else.
     assert_eq!(o.stdout.trim(), "0 1 2 3", "{o:?}");
@@ -360,21 +334,11 @@ fn listen_fds_are_passed_for_socket_activation() {
     b.sh("echo fds=$LISTEN_FDS pid=$LISTEN_PID; cat <&3");
     let id = b.new_id();
     b.write_config(&id);
-    let mut c = Command::new("/bin/sh");
-    c.arg("-c")
-        .arg("exec 3<sock.txt; LISTEN_PID=$$ LISTEN_FDS=1 exec \"$@\"")
-        .arg("sh")
-        .arg(runtime())
-        .args([
-            "--root",
-            b.state_root().to_str().unwrap(),
-            "run",
-            "--bundle",
-        ])
-        .arg(b.path())
-        .arg(&id)
-        .current_dir(b.path());
-    let o = run_cmd(c, b.path(), CMD_TIMEOUT);
+    let dir = b.path().to_string_lossy().into_owned();
+    let o = b.rt_after(
+        "exec 3<sock.txt; export LISTEN_PID=$$ LISTEN_FDS=1",
+        &["run", "--bundle", &dir, &id],
+    );
     o.ok();
     assert_eq!(o.lines(), ["fds=1 pid=1", "activated"]);
 }

@@ -1,9 +1,10 @@
 //! A container as the verbs see it: its recorded state plus a live status.
 //!
 //! The status is computed, never stored: the init is alive when its pid still names a process with the
-//! start time recorded at create (a recycled pid does not count) that is not a zombie; it is `created`
-//! while the exec socket exists, `paused` while its cgroup is frozen. Signals go through a pidfd opened
-//! after that check, so they cannot reach a process that reused the pid.
+//! start time recorded at create (a recycled pid does not count) that is not a zombie; it is `paused`
+//! while its cgroup is frozen (also before `start`, as runc), else `created` while the exec socket
+//! exists. Signals go through a pidfd opened after that check, so they cannot reach a process that
+//! reused the pid.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::cgroups::Cgroup;
 use crate::state::{self, State, EXEC_SOCKET};
 use crate::sys;
 
@@ -60,7 +60,7 @@ pub struct OciState<'a> {
     pub created: &'a str,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub annotations: &'a std::collections::BTreeMap<String, String>,
-    pub owner: &'static str,
+    pub owner: &'a str,
 }
 
 impl Container {
@@ -93,14 +93,13 @@ impl Container {
         if !self.state.created {
             return Status::Creating;
         }
+        // As runc: a frozen container is paused, also one paused before `start`. Reading the
+        // freezer files directly keeps this cheap (no systemd connection for `state` or `list`).
+        if self.state.cgroup.is_frozen().unwrap_or(false) {
+            return Status::Paused;
+        }
         if self.dir.join(EXEC_SOCKET).exists() {
             return Status::Created;
-        }
-        if Cgroup::open(&self.state.cgroup)
-            .and_then(|c| c.is_frozen())
-            .unwrap_or(false)
-        {
-            return Status::Paused;
         }
         Status::Running
     }

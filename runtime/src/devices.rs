@@ -5,14 +5,13 @@
 //! inside a user namespace mknod is not allowed, so the host's node is bind-mounted instead, as runc does.
 
 use std::fs::Permissions;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
-use pathrs::flags::OpenFlags;
-use pathrs::{InodeType, Root};
+use pathrs::Root;
 
 use crate::sys;
 
@@ -102,146 +101,186 @@ pub fn from_spec(devices: &[LinuxDevice]) -> Result<Vec<Device>> {
 /// Create the default devices (replacing whatever the image holds at their paths), the configured ones,
 /// the standard symlinks and, with a terminal, the `/dev/console` placeholder (returned: the terminal is
 /// bound onto exactly this file later).
+///
+/// Each parent directory is resolved inside the rootfs once (pathrs); the nodes and links are then made
+/// with *at() calls on that directory's fd, which never follow the final component.
 pub fn setup(
     root: &Root,
     configured: &[Device],
     bind_host_nodes: bool,
     with_console: bool,
 ) -> Result<Option<OwnedFd>> {
-    root.mkdir_all("/dev", &Permissions::from_mode(0o755))
-        .context("creating /dev in the rootfs")?;
+    let mut dirs = Dirs {
+        root,
+        open: Vec::new(),
+    };
     for dev in default_devices() {
         let configured_here = configured.iter().any(|d| d.path == dev.path);
         if !configured_here {
-            create_node(root, &dev, bind_host_nodes, true)?;
+            create_node(&mut dirs, &dev, bind_host_nodes, true)?;
         }
     }
     for dev in configured {
-        create_node(root, dev, bind_host_nodes, false)?;
+        create_node(&mut dirs, dev, bind_host_nodes, false)?;
     }
+    let dev = dirs.get(Path::new("/dev"))?;
     for (link, target) in [
-        ("/dev/fd", "/proc/self/fd"),
-        ("/dev/stdin", "/proc/self/fd/0"),
-        ("/dev/stdout", "/proc/self/fd/1"),
-        ("/dev/stderr", "/proc/self/fd/2"),
-        ("/dev/ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
     ] {
-        symlink(root, link, target)?;
+        symlink(dev, link, target)?;
     }
     if Path::new("/proc/kcore").exists() {
-        symlink(root, "/dev/core", "/proc/kcore")?;
+        symlink(dev, "core", "/proc/kcore")?;
     }
     if !with_console {
         return Ok(None);
     }
-    let _ = root.remove_file("/dev/console");
-    let console = root
-        .create_file(
-            "/dev/console",
-            OpenFlags::O_CREAT | OpenFlags::O_EXCL | OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-            &Permissions::from_mode(0o600),
-        )
-        .context("creating /dev/console in the rootfs")?;
-    Ok(Some(OwnedFd::from(console)))
+    let _ = remove_any(dev, "console");
+    let console =
+        create_empty_file(dev, "console").context("creating /dev/console in the rootfs")?;
+    Ok(Some(console))
 }
 
-fn symlink(root: &Root, link: &str, target: &str) -> Result<()> {
-    match root.create(link, &InodeType::Symlink(target.into())) {
-        Ok(()) => Ok(()),
-        Err(e) if is_exist(&e) => {
-            // Keep what the image has if it already is this link; replace anything else.
-            if root.readlink(link).ok().as_deref() == Some(Path::new(target)) {
-                return Ok(());
-            }
-            remove_any(root, Path::new(link))?;
-            root.create(link, &InodeType::Symlink(target.into()))
-                .with_context(|| format!("creating the symlink {link} -> {target}"))
+/// Directories of the rootfs resolved once, by path.
+struct Dirs<'a> {
+    root: &'a Root,
+    open: Vec<(PathBuf, pathrs::Handle)>,
+}
+
+impl Dirs<'_> {
+    fn get(&mut self, dir: &Path) -> Result<RawFd> {
+        if let Some((_, h)) = self.open.iter().find(|(p, _)| p == dir) {
+            return Ok(h.as_fd().as_raw_fd());
         }
-        Err(e) => Err(e).with_context(|| format!("creating the symlink {link} -> {target}")),
+        let h = self
+            .root
+            .mkdir_all(dir, &Permissions::from_mode(0o755))
+            .with_context(|| format!("creating {} in the rootfs", dir.display()))?;
+        let fd = h.as_fd().as_raw_fd();
+        self.open.push((dir.to_path_buf(), h));
+        Ok(fd)
     }
 }
 
-fn is_exist(e: &pathrs::error::Error) -> bool {
-    e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::EEXIST))
+/// The directory and the final name of a device path.
+fn split(path: &Path) -> Result<(&Path, &std::ffi::OsStr)> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => Ok((parent, name)),
+        _ => bail!("{}: not a file path", path.display()),
+    }
 }
 
-fn remove_any(root: &Root, path: &Path) -> Result<()> {
-    root.remove_file(path)
-        .or_else(|_| root.remove_dir(path))
-        .with_context(|| format!("removing {} to replace it", path.display()))
+fn symlink(dir: RawFd, link: &str, target: &str) -> Result<()> {
+    match nix::unistd::symlinkat(target, Some(dir), link) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EEXIST) => {
+            // Keep what the image has if it already is this link; replace anything else.
+            if nix::fcntl::readlinkat(Some(dir), link).ok().as_deref()
+                == Some(std::ffi::OsStr::new(target))
+            {
+                return Ok(());
+            }
+            remove_any(dir, link)?;
+            nix::unistd::symlinkat(target, Some(dir), link)
+                .with_context(|| format!("creating the symlink /dev/{link} -> {target}"))
+        }
+        Err(e) => Err(e).with_context(|| format!("creating the symlink /dev/{link} -> {target}")),
+    }
+}
+
+fn remove_any<P: ?Sized + nix::NixPath + std::fmt::Debug>(dir: RawFd, name: &P) -> Result<()> {
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    unlinkat(Some(dir), name, UnlinkatFlags::NoRemoveDir)
+        .or_else(|_| unlinkat(Some(dir), name, UnlinkatFlags::RemoveDir))
+        .with_context(|| format!("removing {name:?} to replace it"))
+}
+
+/// An empty regular file, created (not followed) in `dir`: a mount point for a bind.
+fn create_empty_file<P: ?Sized + nix::NixPath>(dir: RawFd, name: &P) -> Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::openat(
+        Some(dir),
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )?;
+    Ok(crate::rootfs::owned(fd))
 }
 
 /// Make one device node. `replace`: a default device replaces whatever is at its path; a configured one
 /// must either not exist yet or already be exactly the device asked for (the spec's rule).
-fn create_node(root: &Root, dev: &Device, bind_host_nodes: bool, replace: bool) -> Result<()> {
+fn create_node(dirs: &mut Dirs, dev: &Device, bind_host_nodes: bool, replace: bool) -> Result<()> {
+    use nix::sys::stat::{fstatat, mknodat, Mode, SFlag};
     let path = dev.path.as_path();
-    if let Some(parent) = path.parent() {
-        root.mkdir_all(parent, &Permissions::from_mode(0o755))
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    if let Ok(existing) = root.resolve_nofollow(path) {
-        let st = nix::sys::stat::fstat(existing.as_fd().as_raw_fd())
-            .with_context(|| format!("stat {}", path.display()))?;
+    let (parent, name) = split(path)?;
+    let dir = dirs.get(parent)?;
+    if let Ok(st) = fstatat(Some(dir), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
         let fmt = st.st_mode & libc::S_IFMT;
         let same = match dev.typ {
             NodeType::Char => fmt == libc::S_IFCHR && st.st_rdev == dev.rdev(),
             NodeType::Block => fmt == libc::S_IFBLK && st.st_rdev == dev.rdev(),
             NodeType::Fifo => fmt == libc::S_IFIFO,
         };
-        if same && !bind_host_nodes {
-            return set_owner_and_mode(&existing, dev);
-        }
-        if !replace && !same {
+        if !same && !replace {
             bail!(
                 "linux.devices: {} already exists in the rootfs and is not the device asked for",
                 path.display()
             );
         }
-        drop(existing);
-        remove_any(root, path)?;
+        if !same || bind_host_nodes {
+            remove_any(dir, name)?;
+        }
+        if same && !bind_host_nodes {
+            return set_owner_and_mode(dir, name, dev);
+        }
     }
     if bind_host_nodes && dev.typ != NodeType::Fifo {
-        return bind_host_node(root, dev);
+        return bind_host_node(dir, name, dev);
     }
-    let perm = Permissions::from_mode(dev.mode);
-    let inode = match dev.typ {
-        NodeType::Char => InodeType::CharacterDevice(perm, dev.rdev()),
-        NodeType::Block => InodeType::BlockDevice(perm, dev.rdev()),
-        NodeType::Fifo => InodeType::Fifo(perm),
+    let kind = match dev.typ {
+        NodeType::Char => SFlag::S_IFCHR,
+        NodeType::Block => SFlag::S_IFBLK,
+        NodeType::Fifo => SFlag::S_IFIFO,
     };
-    root.create(path, &inode)
-        .with_context(|| format!("mknod {} ({}:{})", path.display(), dev.major, dev.minor))?;
-    let handle = root
-        .resolve_nofollow(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    set_owner_and_mode(&handle, dev)
+    mknodat(
+        Some(dir),
+        name,
+        kind,
+        Mode::from_bits_truncate(dev.mode),
+        dev.rdev(),
+    )
+    .with_context(|| format!("mknod {} ({}:{})", path.display(), dev.major, dev.minor))?;
+    // (set_owner_and_mode also makes the mode exact: mknod's passes through the umask.)
+    set_owner_and_mode(dir, name, dev)
 }
 
-fn set_owner_and_mode(handle: &pathrs::Handle, dev: &Device) -> Result<()> {
+fn set_owner_and_mode(dir: RawFd, name: &std::ffi::OsStr, dev: &Device) -> Result<()> {
     let path = dev.path.display();
     nix::unistd::fchownat(
-        Some(handle.as_fd().as_raw_fd()),
-        "",
+        Some(dir),
+        name,
         Some(dev.uid.into()),
         Some(dev.gid.into()),
-        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .with_context(|| format!("chown {path} to {}:{}", dev.uid, dev.gid))?;
-    // chmod through the O_PATH handle's /proc/self/fd link (fchmod does not take O_PATH fds).
-    let proc_path = format!("/proc/self/fd/{}", handle.as_fd().as_raw_fd());
-    std::fs::set_permissions(&proc_path, Permissions::from_mode(dev.mode))
-        .with_context(|| format!("chmod {path} to {:o}", dev.mode))
+    nix::sys::stat::fchmodat(
+        Some(dir),
+        name,
+        nix::sys::stat::Mode::from_bits_truncate(dev.mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .with_context(|| format!("chmod {path} to {:o}", dev.mode))
 }
 
 /// In a user namespace: bind the host's node onto an empty file (mknod would fail with EPERM).
-fn bind_host_node(root: &Root, dev: &Device) -> Result<()> {
+fn bind_host_node(dir: RawFd, name: &std::ffi::OsStr, dev: &Device) -> Result<()> {
     let path = dev.path.as_path();
-    let target = root
-        .create_file(
-            path,
-            OpenFlags::O_CREAT | OpenFlags::O_EXCL | OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-            &Permissions::from_mode(0o600),
-        )
+    let target = create_empty_file(dir, name)
         .with_context(|| format!("creating {} to bind the host's device on", path.display()))?;
     let host = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
     let src = sys::open_tree(

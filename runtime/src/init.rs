@@ -32,6 +32,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// Idmapped bind mounts made by the parent (their fds are inherited across the clone).
+    pub idmapped: &'a rootfs::IdmappedTrees,
 }
 
 /// Entry point of the child; never returns.
@@ -71,13 +73,24 @@ pub fn main(args: InitArgs, channel: Channel) -> ! {
 fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     let plan = args.plan;
     // Nobody may open /proc/<init>/exe (the berth binary) while the init runs berth's code.
-    sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    // berth run by an unprivileged user cannot write the id maps (nor oom_score_adj) of a
+    // non-dumpable child, whose /proc files then belong to root: there the flag is set once the
+    // namespaces are entered, before anything of the container runs (runc too is dumpable
+    // while its parent writes the maps).
+    let privileged = nix::unistd::geteuid().is_root();
+    if privileged {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    }
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
 
     channel.expect(Msg::Go)?;
     // (A forked init on the staged path inherits the non-dumpable flag.)
     namespaces::enter(&plan.namespaces, args.join_fds, channel)?;
+    if !privileged {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    }
 
+    crate::debug!("init {}: in its namespaces", plan.id);
     let prepared = if plan.namespaces.has(Kind::Mount) {
         Some(rootfs::prepare(&RootfsPlan {
             rootfs: &plan.rootfs,
@@ -87,11 +100,14 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
             in_user_namespace: plan.namespaces.is_new(Kind::User)
                 || plan.namespaces.joined(Kind::User).is_some(),
             console: plan.process.terminal,
+            cgroup_namespace: plan.namespaces.has(Kind::Cgroup),
+            idmapped: args.idmapped,
         })?)
     } else {
         None
     };
 
+    crate::debug!("init {}: mounts and devices ready", plan.id);
     channel.send(&Msg::RunCreateRuntimeHooks)?;
     let state_pid = match channel.recv()? {
         Some(Msg::HooksDone(pid)) => pid,
@@ -136,6 +152,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
         std::fs::write(&path, value.as_bytes())
             .with_context(|| format!("linux.sysctl {key}={value}: writing {path}"))?;
     }
+    crate::debug!("init {}: pivoted into the rootfs", plan.id);
     // After the sysctls: /proc/sys is usually one of the read-only paths.
     if plan.namespaces.has(Kind::Mount) {
         rootfs::finalize(
@@ -146,11 +163,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
         )?;
     }
     if !args.no_new_keyring {
-        let name = std::ffi::CString::new(format!("_ses.{}", plan.id))?;
-        match sys::join_session_keyring(&name) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
-            r => r.context("creating the container's session keyring")?,
-        }
+        new_session_keyring(&plan.id)?;
     }
     if let Some(p) = plan.personality {
         sys::personality(p).context("linux.personality")?;
@@ -173,6 +186,29 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     sys::prctl(libc::PR_SET_PDEATHSIG, 0).ok();
     channel.send(&Msg::Ready)?;
     Ok((exec, state_pid))
+}
+
+/// A session keyring of the container's own, `_ses.<id>`, not the caller's. As runc does, the
+/// keyring is also made searchable by its user (KEY_USR_SEARCH), so that the container's processes can
+/// still search it after they change to another uid.
+fn new_session_keyring(id: &str) -> Result<()> {
+    const KEY_USR_SEARCH: u32 = 0x0008_0000;
+    let name = std::ffi::CString::new(format!("_ses.{id}"))?;
+    let key = match sys::join_session_keyring(&name) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return Ok(()),
+        r => r.context("creating the container's session keyring")?,
+    };
+    let desc =
+        sys::keyctl_describe(key).context("keyctl(KEYCTL_DESCRIBE) of the session keyring")?;
+    let perm = desc
+        .split(';')
+        .nth(3)
+        .and_then(|p| u32::from_str_radix(p, 16).ok())
+        .with_context(|| {
+            format!("the session keyring's description {desc:?} has no permissions")
+        })?;
+    sys::keyctl_setperm(key, perm | KEY_USR_SEARCH)
+        .context("keyctl(KEYCTL_SETPERM) of the session keyring")
 }
 
 /// Block until `start` connects to the exec socket.

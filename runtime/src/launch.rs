@@ -15,7 +15,7 @@ use crate::namespaces::{self, JoinFds, Kind, PidForChildren};
 use crate::state::{State, StateDir, EXEC_SOCKET};
 use crate::sync::{Channel, Msg};
 use crate::validate::{self, Plan};
-use crate::{config, hooks, sys, terminal};
+use crate::{config, hooks, rootfs, sys, terminal};
 
 /// Where the container's terminal goes.
 pub enum Console {
@@ -58,6 +58,10 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
             systemd_cgroup: o.systemd_cgroup,
         },
     )?;
+    // execCPUAffinity "is not applicable to the container's init process" (config.md): it is for the
+    // processes `exec` starts, which read it from the saved config.
+    plan.process.cpu_affinity_initial = None;
+    plan.process.cpu_affinity_final = None;
     // An init that shares its pid namespace with other processes must not expose the berth binary.
     if !plan.namespaces.is_new(Kind::Pid) {
         crate::sealed_exe::ensure()?;
@@ -71,6 +75,7 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
         }
         _ => {}
     }
+    crate::debug!("create {}: config parsed and validated", o.id);
     let mut preserve_fds = o.preserve_fds;
     if let Some(n) = listen_fds() {
         plan.process.env.push(format!("LISTEN_FDS={n}"));
@@ -82,6 +87,13 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
         cgroup.check(r)?;
     }
     let join_fds = JoinFds::open(&plan.namespaces)?;
+    if !plan.net_devices.is_empty() {
+        if let Some(netns) = join_fds.get(Kind::Net) {
+            crate::netdev::check_target(&plan.net_devices, netns.as_fd())?;
+        }
+    }
+    // Idmapped mounts are made here, in the runtime's namespaces (see `IdmappedTrees`).
+    let idmapped = rootfs::IdmappedTrees::prepare(&plan.mounts)?;
     let console_socket = match std::mem::replace(&mut o.console, Console::None) {
         Console::None => None,
         Console::Socket(ref p) => Some(OwnedFd::from(terminal::connect(p)?)),
@@ -96,14 +108,18 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
         pidfd: None,
         child: true,
         hooks_ran: false,
+        net_devices: None,
     };
     match launch(
         &plan,
         &mut undo,
         cgroup,
         &join_fds,
-        console_socket,
-        preserve_fds,
+        ForInit {
+            console_socket,
+            preserve_fds,
+            idmapped,
+        },
         &o,
     ) {
         Ok((pid, pidfd)) => {
@@ -138,10 +154,16 @@ struct Undo {
     /// The init is this process's child (reap it after killing it).
     child: bool,
     hooks_ran: bool,
+    /// Network devices moved into the container's namespace.
+    net_devices: Option<crate::netdev::MovedDevices>,
 }
 
 impl Undo {
     fn run(mut self, plan: &Plan) {
+        // Before the init dies: its network namespace may go with it, and virtual devices with that.
+        if let Some(moved) = self.net_devices.take() {
+            crate::netdev::undo(moved);
+        }
         if let Some(fd) = self.pidfd.take() {
             let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
             if self.child {
@@ -177,15 +199,26 @@ pub fn wait_exit(pidfd: &OwnedFd) {
     let _ = poll(&mut fds, PollTimeout::from(5000u16));
 }
 
+/// What the parent prepared for the init (fds it inherits across the clone).
+struct ForInit {
+    console_socket: Option<OwnedFd>,
+    preserve_fds: u32,
+    idmapped: rootfs::IdmappedTrees,
+}
+
 fn launch(
     plan: &Plan,
     undo: &mut Undo,
     cgroup: Cgroup,
     join_fds: &JoinFds,
-    console_socket: Option<OwnedFd>,
-    preserve_fds: u32,
+    for_init: ForInit,
     o: &CreateOptions,
 ) -> Result<(i32, OwnedFd)> {
+    let ForInit {
+        console_socket,
+        preserve_fds,
+        idmapped,
+    } = for_init;
     let state_dir = undo.state_dir.as_ref().expect("state dir");
     let lock_fd = state_dir.lock_fd().as_raw_fd();
     // Bound through the directory's fd: the path stays short whatever --root and the id are.
@@ -228,6 +261,7 @@ fn launch(
                 preserve_fds,
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
+                idmapped: &idmapped,
             },
             child_end,
         ),
@@ -238,17 +272,30 @@ fn launch(
         }
     };
     pid_ns.leave()?;
+    crate::debug!("create {}: cloned the init, pid {pid}", plan.id);
+    drop(idmapped);
     drop(child_end);
     drop(exec_listener);
     drop(console_socket);
     undo.pidfd = Some(pidfd.try_clone()?);
 
-    // Place the child before it goes on: affinity, cgroup, OOM score, id maps.
-    if let Some(cpus) = &plan.process.cpu_affinity_initial {
-        crate::process::set_affinity(pid, cpus).context("process.execCPUAffinity.initial")?;
-    }
-    cgroup.add(pid)?;
+    // Place the child before it goes on: cgroup, OOM score, id maps.
+    let added = cgroup.add(pid);
+    // Kept also on failure: whatever add created is removed with the container.
     undo.cgroup = Some(cgroup);
+    match added {
+        Ok(()) => {}
+        // As runc for an unprivileged user: with no resources to apply and no write access to the
+        // cgroup tree, the container runs in the caller's cgroup.
+        Err(e)
+            if !nix::unistd::geteuid().is_root()
+                && plan.resources.is_none()
+                && permission_denied(&e) =>
+        {
+            crate::debug!("the container gets no cgroup of its own: {e:#}");
+        }
+        Err(e) => return Err(e),
+    }
     if let Some(r) = &plan.resources {
         undo.cgroup.as_ref().expect("cgroup").apply(r)?;
     }
@@ -271,6 +318,7 @@ fn launch(
         namespaces::write_id_maps(pid, &plan.namespaces)?;
     }
     parent_end.send(&Msg::Go)?;
+    crate::debug!("create {}: the init is in its cgroup, released", plan.id);
 
     // Drive the init's set-up.
     loop {
@@ -288,6 +336,20 @@ fn launch(
                 undo.child = false;
             }
             Some(Msg::RunCreateRuntimeHooks) => {
+                // The init is in all its namespaces: move the network devices before the hooks run.
+                if !plan.net_devices.is_empty() {
+                    let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                        .context("linux.netDevices: opening the container's network namespace")?;
+                    let moved = crate::netdev::move_all(
+                        &plan.net_devices,
+                        OwnedFd::from(netns),
+                        &mut undo.net_devices,
+                    );
+                    if let Err(e) = moved {
+                        let _ = parent_end.send(&Msg::Error(format!("{e:#}")));
+                        return Err(e);
+                    }
+                }
                 state.pid = pid;
                 let hook_state = serde_json::json!({
                     "ociVersion": config::OCI_VERSION, "id": plan.id, "status": "creating",
@@ -308,7 +370,10 @@ fn launch(
                 undo.hooks_ran |= !plan.hooks.create_container.is_empty();
                 parent_end.send(&Msg::HooksDone(pid))?;
             }
-            Some(Msg::Ready) => break,
+            Some(Msg::Ready) => {
+                crate::debug!("create {}: the init is ready", plan.id);
+                break;
+            }
             Some(Msg::Error(e)) => bail!("{e}"),
             Some(other) => bail!("init channel: unexpected {other:?}"),
             None => {
@@ -356,4 +421,14 @@ pub fn kill_and_wait(c: &Container) {
         let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
         wait_exit(&fd);
     }
+}
+
+/// EACCES/EPERM anywhere in the error's chain.
+fn permission_denied(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            io.kind() == std::io::ErrorKind::PermissionDenied
+                || io.raw_os_error() == Some(libc::EPERM)
+        })
+    })
 }

@@ -25,6 +25,21 @@ fn main() {
         Command::Delete(a) => commands::delete::run(&g.root, &a.id, a.force).map(|_| 0),
         Command::Run(a) => commands::run::run(g, a),
         Command::Spec(a) => commands::spec::run(&a.bundle, a.rootless).map(|_| 0),
+        Command::Exec(a) => match commands::exec::run(g, a) {
+            // runc's exit code for an exec that failed to start
+            Err(e) => {
+                logging::fatal(&e.context("exec failed"));
+                std::process::exit(255)
+            }
+            ok => ok,
+        },
+        Command::Ps(a) => commands::ps::run(&g.root, a).map(|_| 0),
+        Command::List(a) => commands::list::run(&g.root, a.format, a.quiet).map(|_| 0),
+        Command::Pause(a) => commands::pause::run(&g.root, &a.id).map(|_| 0),
+        Command::Resume(a) => commands::resume::run(&g.root, &a.id).map(|_| 0),
+        Command::Events(a) => commands::events::run(&g.root, a).map(|_| 0),
+        Command::Update(a) => commands::update::run(&g.root, a).map(|_| 0),
+        Command::Features => commands::features::run().map(|_| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -161,6 +161,13 @@ pub fn from_spec(index: usize, m: &SpecMount, bundle: &Path) -> Result<Mount> {
         if uid_maps.is_empty() || gid_maps.is_empty() {
             bail!("{field}: an idmapped mount needs both uidMappings and gidMappings");
         }
+        for (name, maps) in [("uidMappings", &uid_maps), ("gidMappings", &gid_maps)] {
+            for (i, map) in maps.iter().enumerate() {
+                if map.size() == 0 {
+                    bail!("{field}.{name}[{i}]: size must not be 0");
+                }
+            }
+        }
         mount.idmap = Some(IdMap {
             uid_mappings: uid_maps,
             gid_mappings: gid_maps,
@@ -170,6 +177,73 @@ pub fn from_spec(index: usize, m: &SpecMount, bundle: &Path) -> Result<Mount> {
     check_proc_destination(&field, &mount)?;
     Ok(mount)
 }
+
+/// Every option [`from_spec`] recognises as a flag, attribute, propagation or mount kind (anything
+/// else is filesystem data). `features` reports these; the tests hold the list to the code.
+pub const OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "idmap",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "ridmap",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
+];
 
 enum Extra {
     Bind(bool),
@@ -436,6 +510,62 @@ mod tests {
         assert!(mount("tmpfs", "tmpfs", "/proc", &[]).is_err());
         assert!(mount("bind", "/x", "/proc/self", &[]).is_err());
         assert!(mount("bind", "/x", "/proc/meminfo", &[]).is_ok());
+    }
+
+    fn recognised(opt: &str) -> bool {
+        let mut m = mount("tmpfs", "tmpfs", "/x", &[]).unwrap();
+        !matches!(apply_option(&mut m, opt), Some(Extra::Data))
+    }
+
+    #[test]
+    fn the_options_list_is_what_the_code_recognises() {
+        for opt in OPTIONS {
+            assert!(
+                recognised(opt),
+                "{opt} is listed but taken as filesystem data"
+            );
+        }
+        // runc 1.1's `features` list plus other mount(8) words: whatever is not listed is data
+        let others = [
+            "acl",
+            "noacl",
+            "mode=755",
+            "size=1m",
+            "nr_inodes=1k",
+            "uid=0",
+            "newinstance",
+            "user_xattr",
+            "nouser_xattr",
+            "context=x",
+            "gid=5",
+            "ptmxmode=0666",
+            "foo",
+        ];
+        for opt in others {
+            assert!(!OPTIONS.contains(&opt));
+            assert!(!recognised(opt), "{opt} is recognised but not in OPTIONS");
+        }
+        // the neighbours of every listed word (r-, no- forms) are listed iff recognised
+        for w in OPTIONS {
+            let mut near = vec![format!("r{w}"), format!("no{w}"), format!("rno{w}")];
+            for p in ["r", "no", "rno"] {
+                if let Some(rest) = w.strip_prefix(p) {
+                    near.push(rest.to_string());
+                    near.push(format!("r{rest}"));
+                }
+            }
+            for c in near.iter().filter(|c| !c.is_empty()) {
+                assert_eq!(
+                    recognised(c),
+                    OPTIONS.contains(&c.as_str()),
+                    "{c}: recognised and listed disagree"
+                );
+            }
+        }
+        let mut sorted = OPTIONS.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, OPTIONS, "keep OPTIONS sorted and unique");
     }
 
     #[test]

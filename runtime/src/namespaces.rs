@@ -293,13 +293,23 @@ impl PidForChildren {
     }
 }
 
+/// The text of a uid_map/gid_map file for `maps` ("containerID hostID size" lines).
+pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
 /// Write /proc/PID/{uid,gid}_map of a child that made a user namespace (done by the privileged parent).
 pub fn write_id_maps(pid: i32, ns: &Namespaces) -> Result<()> {
+    // Without CAP_SETGID (berth run by an unprivileged user) the kernel takes a gid_map only once
+    // setgroups(2) is denied in the new namespace, as runc does for rootless containers.
+    if !nix::unistd::geteuid().is_root() {
+        let path = format!("/proc/{pid}/setgroups");
+        std::fs::write(&path, "deny").with_context(|| format!("writing deny to {path}"))?;
+    }
     for (file, maps) in [("uid_map", &ns.uid_mappings), ("gid_map", &ns.gid_mappings)] {
-        let text: String = maps
-            .iter()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect();
+        let text = id_map_text(maps);
         let path = format!("/proc/{pid}/{file}");
         std::fs::write(&path, text.as_bytes())
             .with_context(|| format!("writing {path} ({})", text.trim().replace('\n', "; ")))?;
@@ -408,4 +418,91 @@ fn enter_new_time_namespace(offsets: &[(String, i64, u32)]) -> Result<()> {
         .context("opening /proc/self/ns/time_for_children")?;
     setns(f.as_fd(), Kind::Time.flag()).context("setns into the new time namespace")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder};
+
+    fn ns(spec: &[(LinuxNamespaceType, Option<&str>)], maps: bool) -> Result<Namespaces> {
+        let list: Vec<LinuxNamespace> = spec
+            .iter()
+            .map(|(t, p)| {
+                let mut b = LinuxNamespaceBuilder::default().typ(*t);
+                if let Some(p) = p {
+                    b = b.path(*p);
+                }
+                b.build().unwrap()
+            })
+            .collect();
+        let m = vec![LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(1000u32)
+            .size(1u32)
+            .build()
+            .unwrap()];
+        Namespaces::from_spec(&list, maps.then_some(&m), maps.then_some(&m), None)
+    }
+
+    use LinuxNamespaceType::*;
+
+    #[test]
+    fn all_new_namespaces_take_one_clone() {
+        let n = ns(
+            &[
+                (Pid, None),
+                (Network, None),
+                (Mount, None),
+                (Cgroup, None),
+                (User, None),
+            ],
+            true,
+        )
+        .unwrap();
+        assert!(!n.staged());
+        let f = n.clone_flags();
+        assert!(f.contains(
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS
+        ));
+        // The cgroup namespace is made after the init joined its cgroup.
+        assert!(!f.contains(CloneFlags::CLONE_NEWCGROUP));
+    }
+
+    #[test]
+    fn a_joined_pid_namespace_still_takes_one_clone() {
+        let n = ns(&[(Pid, Some("/proc/1/ns/pid")), (Mount, None)], false).unwrap();
+        assert!(!n.staged());
+        assert!(!n.clone_flags().contains(CloneFlags::CLONE_NEWPID));
+    }
+
+    #[test]
+    fn joins_under_a_new_user_namespace_are_staged() {
+        let n = ns(
+            &[(User, None), (Network, Some("/run/netns/x")), (Pid, None)],
+            true,
+        )
+        .unwrap();
+        assert!(n.staged());
+        assert!(n.clone_flags().is_empty());
+        let n = ns(&[(User, Some("/proc/1/ns/user")), (Mount, None)], false).unwrap();
+        assert!(n.staged());
+    }
+
+    #[test]
+    fn bad_namespace_lists_are_refused() {
+        assert!(ns(&[(Pid, None), (Pid, None)], false).is_err(), "duplicate");
+        assert!(
+            ns(&[(User, None)], false).is_err(),
+            "user namespace without mappings"
+        );
+        assert!(
+            ns(&[(Pid, None)], true).is_err(),
+            "mappings without a user namespace"
+        );
+        assert!(
+            ns(&[(Network, Some("relative/path"))], false).is_err(),
+            "relative path"
+        );
+    }
 }

@@ -50,6 +50,7 @@ pub struct ProcessPlan {
     /// ioprio value for ioprio_set.
     pub io_priority: Option<i32>,
     pub scheduler: Option<sys::SchedAttr>,
+    /// `execCPUAffinity` (for processes `exec` starts; not the init's): before and after the cgroup.
     pub cpu_affinity_initial: Option<Vec<usize>>,
     pub cpu_affinity_final: Option<Vec<usize>>,
 }
@@ -335,6 +336,9 @@ pub fn lookup(name: &str, path_env: Option<&str>) -> Result<PathBuf> {
         let p = PathBuf::from(name);
         return match check(&p) {
             Ok(()) => Ok(p),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                bail!("exec: {name:?}: permission denied")
+            }
             Err(e) => bail!("exec: {name:?}: stat {name}: {}", io_text(&e)),
         };
     }

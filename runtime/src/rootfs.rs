@@ -1,4 +1,6 @@
 //! The container's filesystem, in the order the child builds it:
+//! 0. (in the parent, before the clone) `IdmappedTrees::prepare`: the idmapped bind mounts, as detached
+//!    trees the init inherits;
 //! 1. `prepare`: make `/` a slave (or `rootfsPropagation`), bind the rootfs onto itself, attach every
 //!    `mounts` entry (targets resolved inside the rootfs by pathrs), create `/dev`'s nodes and links;
 //! 2. (the createContainer hooks run)
@@ -31,6 +33,10 @@ pub struct RootfsPlan<'a> {
     pub in_user_namespace: bool,
     /// Create `/dev/console` for a terminal.
     pub console: bool,
+    /// The container has a cgroup namespace of its own (new or joined): cgroup mounts show its root.
+    pub cgroup_namespace: bool,
+    /// The idmapped bind mounts, made by the runtime before the init was cloned.
+    pub idmapped: &'a IdmappedTrees,
 }
 
 /// What `prepare` leaves for the later steps.
@@ -59,10 +65,10 @@ pub fn prepare(plan: &RootfsPlan) -> Result<Prepared> {
     let root = Root::open(plan.rootfs)
         .with_context(|| format!("opening the rootfs {}", plan.rootfs.display()))?;
 
-    for m in plan.mounts {
-        attach(&root, m).with_context(|| {
+    for (i, m) in plan.mounts.iter().enumerate() {
+        attach(&root, m, plan.cgroup_namespace, plan.idmapped.get(i)).with_context(|| {
             format!(
-                "mounting {} on {}",
+                "mounts[{i}]: mounting {} on {}",
                 describe(&m.source),
                 m.destination.display()
             )
@@ -153,18 +159,22 @@ fn cstr(p: &Path) -> Result<CString> {
         .with_context(|| format!("{} contains a NUL byte", p.display()))
 }
 
-/// Attach one mount at its destination inside `root`.
-fn attach(root: &Root, m: &Mount) -> Result<()> {
+/// Attach one mount at its destination inside `root`. `premade`: the mount's idmapped tree, with its
+/// attributes already set (see `IdmappedTrees`).
+fn attach(root: &Root, m: &Mount, cgroup_namespace: bool, premade: Option<&OwnedFd>) -> Result<()> {
     match &m.source {
+        Source::Bind { .. } if premade.is_some() => {
+            let tree = premade.expect("checked");
+            let st =
+                nix::sys::stat::fstat(tree.as_raw_fd()).context("fstat of the idmapped tree")?;
+            let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            let target = target(root, &m.destination, !is_dir)?;
+            sys::move_mount(tree.as_fd(), target.as_fd()).context("move_mount")?;
+        }
         Source::Bind { path, recursive } => {
             let meta = std::fs::metadata(path)
                 .with_context(|| format!("bind source {}", path.display()))?;
-            let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
-            if *recursive {
-                flags |= AT_RECURSIVE;
-            }
-            let tree = sys::open_tree(libc::AT_FDCWD, &cstr(path)?, flags)
-                .with_context(|| format!("open_tree({})", path.display()))?;
+            let tree = open_bind_tree(path, *recursive)?;
             set_attrs(&tree, m)?;
             let target = target(root, &m.destination, !meta.is_dir())?;
             sys::move_mount(tree.as_fd(), target.as_fd()).context("move_mount")?;
@@ -193,12 +203,127 @@ fn attach(root: &Root, m: &Mount) -> Result<()> {
                     sb_flags: Vec::new(),
                     ..m.clone()
                 };
-                return attach(root, &bind);
+                return attach(root, &bind, cgroup_namespace, None);
             }
         }
-        Source::Cgroup => mount_cgroups(root, m)?,
+        Source::Cgroup => mount_cgroups(root, m, cgroup_namespace)?,
     }
     set_propagation(root, m)
+}
+
+/// A detached copy of `path` (and of the mounts under it for `rbind`).
+fn open_bind_tree(path: &Path, recursive: bool) -> Result<OwnedFd> {
+    let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    sys::open_tree(libc::AT_FDCWD, &cstr(path)?, flags)
+        .with_context(|| format!("open_tree({})", path.display()))
+}
+
+/// The idmapped bind mounts of a container (`idmap`/`ridmap`, `uidMappings`/`gidMappings`), keyed by
+/// their index in `mounts`: detached trees with their idmapping and attributes set, made by the runtime
+/// in its own namespaces before the init is cloned (the init inherits the fds and only attaches them).
+///
+/// Why not in the init: mount_setattr(MOUNT_ATTR_IDMAP) needs CAP_SYS_ADMIN over the user namespace that
+/// owns the source's superblock (the host's, for a host directory), and the mapping's user namespace has
+/// to be a child of the runtime's so that `hostID`s are the runtime's ids. An init inside the container's
+/// own user namespace (created by clone3, unshared or joined on the staged path) has neither; the runtime
+/// has both in every case, so one way serves all of them.
+///
+/// The mapping is the kernel's: a file owned by `containerID + n` on the source filesystem shows as
+/// `hostID + n` through the mount (ids outside the mappings show as the overflow id, 65534).
+#[derive(Default)]
+pub struct IdmappedTrees {
+    trees: Vec<(usize, OwnedFd)>,
+}
+
+impl IdmappedTrees {
+    /// Make every idmapped bind mount of `mounts`. Errors name the mount (`mounts[i]`). Must run while
+    /// the runtime is single-threaded (it clones a helper process per mount).
+    pub fn prepare(mounts: &[Mount]) -> Result<IdmappedTrees> {
+        let mut trees = Vec::new();
+        for (i, m) in mounts.iter().enumerate() {
+            let (Some(idmap), Source::Bind { path, recursive }) = (&m.idmap, &m.source) else {
+                continue;
+            };
+            let tree = idmapped_tree(m, idmap, path, *recursive).with_context(|| {
+                format!(
+                    "mounts[{i}]: idmapped bind mount of {} on {}",
+                    path.display(),
+                    m.destination.display()
+                )
+            })?;
+            trees.push((i, tree));
+        }
+        Ok(IdmappedTrees { trees })
+    }
+
+    pub fn get(&self, index: usize) -> Option<&OwnedFd> {
+        self.trees.iter().find(|(i, _)| *i == index).map(|(_, t)| t)
+    }
+}
+
+fn idmapped_tree(
+    m: &Mount,
+    idmap: &crate::mounts::IdMap,
+    path: &Path,
+    recursive: bool,
+) -> Result<OwnedFd> {
+    let userns = mapping_user_namespace(idmap)?;
+    let tree = open_bind_tree(path, recursive)?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        userns_fd: userns.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    let mut flags = AT_EMPTY_PATH;
+    if idmap.recursive {
+        flags |= AT_RECURSIVE;
+    }
+    sys::mount_setattr(tree.as_raw_fd(), c"", flags, &attr).map_err(|e| {
+        let hint = match e.raw_os_error() {
+            Some(libc::EINVAL) => format!(
+                " (the filesystem of {} does not support idmapped mounts{})",
+                path.display(),
+                if idmap.recursive {
+                    ", or one of the mounts under it does not"
+                } else {
+                    ""
+                }
+            ),
+            Some(libc::EPERM) => " (not permitted over this filesystem)".to_owned(),
+            _ => String::new(),
+        };
+        anyhow::anyhow!(
+            "mount_setattr(MOUNT_ATTR_IDMAP{}): {e}{hint}",
+            if idmap.recursive { ", recursive" } else { "" }
+        )
+    })?;
+    set_attrs(&tree, m)?;
+    Ok(tree)
+}
+
+/// A user namespace holding `idmap`'s mappings, child of the runtime's.
+fn mapping_user_namespace(idmap: &crate::mounts::IdMap) -> Result<OwnedFd> {
+    let holder = sys::UsernsHolder::spawn()
+        .context("cloning a helper process into a new user namespace for the mapping")?;
+    for (name, file, maps) in [
+        ("uidMappings", "uid_map", &idmap.uid_mappings),
+        ("gidMappings", "gid_map", &idmap.gid_mappings),
+    ] {
+        let text = crate::namespaces::id_map_text(maps);
+        let path = format!("/proc/{}/{file}", holder.pid);
+        std::fs::write(&path, text.as_bytes()).with_context(|| {
+            format!(
+                "{name}: the kernel refused the mapping ({}) written to {path}",
+                text.trim().replace('\n', "; ")
+            )
+        })?;
+    }
+    let ns = std::fs::File::open(format!("/proc/{}/ns/user", holder.pid))
+        .context("opening the mapping's user namespace")?;
+    Ok(OwnedFd::from(ns))
 }
 
 fn mount_fs(root: &Root, m: &Mount, fstype: &str, source: &str) -> Result<()> {
@@ -214,8 +339,19 @@ fn mount_fs(root: &Root, m: &Mount, fstype: &str, source: &str) -> Result<()> {
         })?;
     }
     for flag in &m.sb_flags {
-        sys::fsconfig_set(fs.as_fd(), &CString::new(*flag)?, None)
-            .with_context(|| format!("option {flag}"))?;
+        match sys::fsconfig_set(fs.as_fd(), &CString::new(*flag)?, None) {
+            Ok(()) => {}
+            // mount(2) (runc) takes these as superblock flags that any filesystem accepts; with
+            // fsconfig they are parameters only some filesystems know (tmpfs has neither), and
+            // where unknown the flag had no effect: skip them there.
+            Err(e)
+                if matches!(*flag, "silent" | "iversion")
+                    && e.raw_os_error() == Some(libc::EINVAL) =>
+            {
+                crate::debug!("{fstype} does not take the {flag} option: ignored");
+            }
+            Err(e) => return Err(e).with_context(|| format!("option {flag}")),
+        }
     }
     let attrs = m.attr.attr_set & !(MOUNT_ATTR_IDMAP);
     let mnt =
@@ -342,14 +478,14 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 /// unified host; on v1 and hybrid hosts a tmpfs with one directory per hierarchy (and the host's symlinks
 /// for co-mounted controllers). With a cgroup namespace each hierarchy is a fresh cgroup mount rooted at the
 /// container's cgroup; without one, the container's own cgroup directories are bind-mounted.
-fn mount_cgroups(root: &Root, m: &Mount) -> Result<()> {
+fn mount_cgroups(root: &Root, m: &Mount, in_cgroupns: bool) -> Result<()> {
     let hierarchies = host_cgroup_mounts()?;
     let own = own_cgroups()?;
-    let in_cgroupns = in_new_cgroup_namespace();
     let dest = &m.destination;
     if let [(_, h)] = hierarchies.as_slice() {
         if h.fstype == "cgroup2" && h.mount_point == Path::new("/sys/fs/cgroup") {
-            return mount_one_hierarchy(root, m, dest, h, &own, in_cgroupns);
+            let t = target(root, dest, false)?;
+            return mount_one_hierarchy(&t, m, h, &own, in_cgroupns);
         }
     }
     // v1 / hybrid: a tmpfs to hold the hierarchies.
@@ -363,36 +499,51 @@ fn mount_cgroups(root: &Root, m: &Mount) -> Result<()> {
     .context("creating the tmpfs for the cgroup hierarchies")?;
     let t = target(root, dest, false)?;
     sys::move_mount(mnt.as_fd(), t.as_fd()).context("attaching the cgroup tmpfs")?;
+    // The tmpfs is new and only berth has written to it, so its directories are made and opened
+    // relative to its own fd, without resolving paths through the rootfs again.
+    let dir = mnt.as_raw_fd();
     for (name, h) in &hierarchies {
-        mount_one_hierarchy(root, m, &dest.join(name), h, &own, in_cgroupns)
+        nix::sys::stat::mkdirat(
+            Some(dir),
+            name.as_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        )
+        .with_context(|| format!("creating {}/{name}", dest.display()))?;
+        let fd = nix::fcntl::openat(
+            Some(dir),
+            name.as_str(),
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("opening {}/{name}", dest.display()))?;
+        mount_one_hierarchy(&owned(fd), m, h, &own, in_cgroupns)
             .with_context(|| format!("cgroup hierarchy {name}"))?;
     }
     for (link, target) in host_cgroup_symlinks() {
-        let _ = root.create(dest.join(&link), &pathrs::InodeType::Symlink(target));
+        let _ = nix::unistd::symlinkat(&target, Some(dir), link.as_str());
     }
     if m.attr.attr_set & MOUNT_ATTR_RDONLY != 0 {
-        let top = root.resolve(dest)?;
-        setattr(
-            &top,
-            &MountAttr {
-                attr_set: MOUNT_ATTR_RDONLY,
-                ..Default::default()
-            },
-            false,
-        )?;
+        let ro = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        setattr(&mnt, &ro, false)?;
     }
     Ok(())
 }
 
+/// Attach one cgroup hierarchy onto `t`: a fresh cgroup mount in a cgroup namespace, else a bind of
+/// the container's own cgroup directory of that hierarchy.
 fn mount_one_hierarchy(
-    root: &Root,
+    t: &impl AsFd,
     m: &Mount,
-    dest: &Path,
     h: &HostCgroupMount,
     own: &[(String, String)],
     in_cgroupns: bool,
 ) -> Result<()> {
-    let t = target(root, dest, false)?;
     let mnt = if in_cgroupns {
         let fs = sys::fsopen(&CString::new(h.fstype.as_str())?)
             .with_context(|| format!("fsopen({})", h.fstype))?;
@@ -527,12 +678,6 @@ fn own_cgroups() -> Result<Vec<(String, String)>> {
         .collect())
 }
 
-fn in_new_cgroup_namespace() -> bool {
-    let own = std::fs::read_link("/proc/self/ns/cgroup").ok();
-    let init = std::fs::read_link("/proc/1/ns/cgroup").ok();
-    own.is_some() && own != init
-}
-
 /// Move into the prepared rootfs: pivot_root (the host's tree is detached and dropped), or with
 /// `no_pivot` MS_MOVE + chroot (for a rootfs on ramfs, where pivot_root is impossible).
 pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
@@ -611,7 +756,8 @@ fn verified_dev_null() -> Result<OwnedFd> {
     Ok(fd)
 }
 
-fn owned(fd: std::os::fd::RawFd) -> OwnedFd {
+/// Take ownership of an fd just returned by open(2)/openat(2).
+pub fn owned(fd: std::os::fd::RawFd) -> OwnedFd {
     use std::os::fd::FromRawFd;
     // SAFETY: only called with fds just returned by open(2), owned by nobody else.
     unsafe { OwnedFd::from_raw_fd(fd) }

@@ -1156,9 +1156,6 @@ impl SeccompProgram {
         if self.filters.is_empty() {
             return Ok(None);
         }
-        if std::env::var_os("MUT").is_some() {
-            return Ok(None);
-        }
         // Everything is prepared before the first filter is loaded.
         let programs: Vec<Vec<libc::sock_filter>> = self
             .filters
@@ -1234,6 +1231,102 @@ impl SeccompProgram {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// What `features` reports
+// ---------------------------------------------------------------------------------------------
+
+/// Every action berth translates (all of the spec's; see `Action::from_spec`).
+pub const ACTIONS: [LinuxSeccompAction; 9] = [
+    LinuxSeccompAction::ScmpActAllow,
+    LinuxSeccompAction::ScmpActErrno,
+    LinuxSeccompAction::ScmpActKill,
+    LinuxSeccompAction::ScmpActKillProcess,
+    LinuxSeccompAction::ScmpActKillThread,
+    LinuxSeccompAction::ScmpActLog,
+    LinuxSeccompAction::ScmpActNotify,
+    LinuxSeccompAction::ScmpActTrace,
+    LinuxSeccompAction::ScmpActTrap,
+];
+
+/// Every argument operator berth translates (all of the spec's; see `translate`).
+pub const OPERATORS: [LinuxSeccompOperator; 7] = [
+    LinuxSeccompOperator::ScmpCmpEq,
+    LinuxSeccompOperator::ScmpCmpGe,
+    LinuxSeccompOperator::ScmpCmpGt,
+    LinuxSeccompOperator::ScmpCmpLe,
+    LinuxSeccompOperator::ScmpCmpLt,
+    LinuxSeccompOperator::ScmpCmpMaskedEq,
+    LinuxSeccompOperator::ScmpCmpNe,
+];
+
+/// The filter flags berth knows, with the seccomp(2) flag bits that test for each.
+const FLAGS: [(LinuxSeccompFilterFlag, libc::c_ulong); 4] = [
+    (
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync,
+        libc::SECCOMP_FILTER_FLAG_TSYNC,
+    ),
+    (
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog,
+        libc::SECCOMP_FILTER_FLAG_LOG,
+    ),
+    (
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow,
+        libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+    ),
+    // only valid with a notify listener, which is how berth uses it
+    (
+        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv,
+        libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV | libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+    ),
+];
+
+/// Whether berth can filter syscalls on this machine's architecture.
+pub fn supported() -> bool {
+    Host::current().is_ok()
+}
+
+/// The architectures berth filters on this host (the native one first): a profile may list
+/// others, which cannot occur here and have no effect.
+pub fn host_archs() -> Vec<Arch> {
+    let Ok(host) = Host::current() else {
+        return Vec::new();
+    };
+    host.abis()
+        .iter()
+        .filter_map(|a| serde_json::from_value(serde_json::json!(a.scmp_name())).ok())
+        .collect()
+}
+
+/// The filter flags berth knows.
+pub fn known_flags() -> Vec<LinuxSeccompFilterFlag> {
+    FLAGS.iter().map(|(f, _)| *f).collect()
+}
+
+/// The known filter flags this kernel accepts.
+pub fn supported_flags() -> Vec<LinuxSeccompFilterFlag> {
+    FLAGS
+        .iter()
+        .filter(|(_, bits)| kernel_accepts_flags(*bits))
+        .map(|(f, _)| *f)
+        .collect()
+}
+
+/// Probe seccomp(2) with `flags` and no program: the kernel checks the flags first (EINVAL when
+/// it does not know one) and then fails to read the program (EFAULT). Nothing is installed.
+fn kernel_accepts_flags(flags: libc::c_ulong) -> bool {
+    // SAFETY: the program pointer is NULL, which the kernel only tries to copy from (and fails
+    // with EFAULT); no memory of ours is read or written and no filter can be installed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::c_ulong::from(libc::SECCOMP_SET_MODE_FILTER),
+            flags,
+            std::ptr::null::<libc::sock_fprog>(),
+        )
+    };
+    ret < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+}
+
 /// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`. The unused argument registers are zeroed:
 /// the install-order check evaluates the filters on exactly these arguments.
 fn seccomp_set_mode_filter(
@@ -1265,6 +1358,45 @@ fn seccomp_set_mode_filter(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn features_lists_are_what_compile_accepts() {
+        for a in ACTIONS {
+            let mut p = json!({"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{"names": ["getpid"], "action": a}]});
+            if a == LinuxSeccompAction::ScmpActNotify {
+                p["listenerPath"] = json!("/x");
+            }
+            compile(p).unwrap_or_else(|e| panic!("{a:?}: {e:#}"));
+        }
+        for op in OPERATORS {
+            compile(
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpid"],
+                "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": op}]}]}),
+            )
+            .unwrap_or_else(|e| panic!("{op:?}: {e:#}"));
+        }
+        for (flag, _) in FLAGS {
+            compile(json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [flag]})).unwrap();
+        }
+        // on x86_64: x86_64, x32, i386
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(
+                host_archs(),
+                [Arch::ScmpArchX86_64, Arch::ScmpArchX32, Arch::ScmpArchX86]
+            );
+        }
+        // every kernel berth runs on (>= 5.x) has TSYNC and LOG; the probe installs nothing
+        let sup = supported_flags();
+        assert!(
+            sup.contains(&LinuxSeccompFilterFlag::SeccompFilterFlagTsync),
+            "{sup:?}"
+        );
+        assert!(
+            sup.contains(&LinuxSeccompFilterFlag::SeccompFilterFlagLog),
+            "{sup:?}"
+        );
+    }
 
     fn spec(v: serde_json::Value) -> LinuxSeccomp {
         serde_json::from_value(v).expect("test profile parses")

@@ -5,7 +5,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret < 0 {
@@ -86,6 +86,52 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `std::process::Command` instead).
 pub fn fork() -> io::Result<Forked> {
     clone3(0, None)
+}
+
+/// A child parked in a new, still unmapped user namespace, for giving that namespace id maps from
+/// outside (an idmapped mount needs a user namespace fd holding its mappings). The caller writes
+/// `/proc/<pid>/{uid,gid}_map` and opens `/proc/<pid>/ns/user`; dropping the holder lets the child exit
+/// and reaps it.
+pub struct UsernsHolder {
+    pub pid: i32,
+    pidfd: OwnedFd,
+    /// Closing it wakes the child (its read sees end of file), which exits.
+    release: Option<OwnedFd>,
+}
+
+impl UsernsHolder {
+    /// Clone the holder. The caller must be single-threaded (see `clone3`).
+    pub fn spawn() -> io::Result<UsernsHolder> {
+        let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        match clone3(libc::CLONE_NEWUSER as u64, None)? {
+            Forked::Child => {
+                drop(wr);
+                let mut byte = 0u8;
+                // SAFETY: read(2) into a valid one-byte buffer; it returns at end of file, when the parent
+                // dropped its end (or died). _exit(2) ends the process without running destructors or exit
+                // handlers, which belong to the parent's copy of the state; nothing else runs in this child.
+                unsafe {
+                    libc::read(rd.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
+                    libc::_exit(0)
+                }
+            }
+            Forked::Parent { pid, pidfd } => {
+                drop(rd);
+                Ok(UsernsHolder {
+                    pid,
+                    pidfd,
+                    release: Some(wr),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for UsernsHolder {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        let _ = waitid_pidfd(self.pidfd.as_fd(), libc::WEXITED);
+    }
 }
 
 /// pidfd_open(2): a file descriptor that refers to process `pid` for as long as the fd lives.
@@ -318,11 +364,46 @@ pub fn sched_setattr_self(attr: &SchedAttr) -> io::Result<()> {
     Ok(())
 }
 
-/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): give the container its own session keyring.
-pub fn join_session_keyring(name: &CStr) -> io::Result<()> {
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): give the container its own session keyring; returns its
+/// serial number.
+pub fn join_session_keyring(name: &CStr) -> io::Result<i32> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
     // SAFETY: `name` is a valid C string.
-    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) })?;
+    let id = check(unsafe {
+        libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr())
+    })?;
+    Ok(id as i32)
+}
+
+/// keyctl(KEYCTL_DESCRIBE, key): "type;uid;gid;perm;description".
+pub fn keyctl_describe(key: i32) -> io::Result<String> {
+    const KEYCTL_DESCRIBE: libc::c_int = 6;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: the pointer and length describe `buf`, valid for writes; the kernel writes at most
+        // `buf.len()` bytes and returns the size the description needs (with its NUL).
+        let n = check(unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_DESCRIBE,
+                key,
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        })? as usize;
+        if n <= buf.len() {
+            buf.truncate(n.saturating_sub(1));
+            return Ok(String::from_utf8_lossy(&buf).into_owned());
+        }
+        buf.resize(n, 0);
+    }
+}
+
+/// keyctl(KEYCTL_SETPERM, key, perm).
+pub fn keyctl_setperm(key: i32, perm: u32) -> io::Result<()> {
+    const KEYCTL_SETPERM: libc::c_int = 5;
+    // SAFETY: integers only.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, key, perm) })?;
     Ok(())
 }
 
@@ -348,6 +429,26 @@ pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
             0 as libc::c_ulong,
             0 as libc::c_ulong,
             0 as libc::c_ulong,
+        )
+    })?;
+    Ok(())
+}
+
+/// setsockopt(2) with an `int` value (options nix has no wrapper for, e.g. NETLINK_EXT_ACK).
+pub fn setsockopt_int(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `value`, an int valid for the call.
+    check_int(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     })?;
     Ok(())

@@ -19,6 +19,19 @@ pub fn connect(path: &Path) -> Result<UnixStream> {
         .with_context(|| format!("--console-socket {}: connecting", path.display()))
 }
 
+/// A console socket of berth's own (for `run` and `exec` attached without --console-socket): the
+/// first end stays with berth, which receives the master from the second.
+pub fn own_console_socket() -> Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for the terminal")
+}
+
 /// Send the pty master over the console socket.
 pub fn send_master(sock: BorrowedFd<'_>, master: BorrowedFd<'_>) -> Result<()> {
     let name = b"/dev/ptmx";

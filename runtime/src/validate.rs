@@ -17,6 +17,16 @@ use crate::namespaces::{Kind, Namespaces};
 use crate::process::ProcessPlan;
 use crate::seccomp::SeccompProgram;
 
+/// The hook phases berth runs, by their config.json names (also what `features` reports).
+pub const HOOK_PHASES: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
 /// The hooks of config.json, by phase.
 #[derive(Clone, Debug, Default)]
 pub struct Hooks {
@@ -43,14 +53,15 @@ impl Hooks {
             poststart: get(h.poststart()),
             poststop: get(h.poststop()),
         };
-        for (phase, list) in [
-            ("prestart", &hooks.prestart),
-            ("createRuntime", &hooks.create_runtime),
-            ("createContainer", &hooks.create_container),
-            ("startContainer", &hooks.start_container),
-            ("poststart", &hooks.poststart),
-            ("poststop", &hooks.poststop),
-        ] {
+        let lists = [
+            &hooks.prestart,
+            &hooks.create_runtime,
+            &hooks.create_container,
+            &hooks.start_container,
+            &hooks.poststart,
+            &hooks.poststop,
+        ];
+        for (phase, list) in HOOK_PHASES.iter().zip(lists) {
             hooks::validate(phase, list)?;
         }
         Ok(hooks)
@@ -87,6 +98,8 @@ pub struct Plan {
     pub seccomp: Option<SeccompProgram>,
     pub personality: Option<u64>,
     pub memory_policy: Option<MemoryPolicy>,
+    /// `linux.netDevices`, in the order of their host names.
+    pub net_devices: Vec<crate::netdev::NetDevice>,
     pub hooks: Hooks,
 }
 
@@ -206,21 +219,9 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
 
     let memory_policy = match linux.memory_policy() {
         Some(mp) => {
-            let mut mode = match mp.mode() {
-                MemoryPolicyModeType::MpolDefault => 0,
-                MemoryPolicyModeType::MpolPreferred => 1,
-                MemoryPolicyModeType::MpolBind => 2,
-                MemoryPolicyModeType::MpolInterleave => 3,
-                MemoryPolicyModeType::MpolLocal => 4,
-                MemoryPolicyModeType::MpolPreferredMany => 5,
-                MemoryPolicyModeType::MpolWeightedInterleave => 6,
-            };
+            let mut mode = memory_policy_mode(mp.mode());
             for f in mp.flags().iter().flatten() {
-                mode |= match f {
-                    MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
-                    MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
-                    MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
-                };
+                mode |= memory_policy_flag(*f);
             }
             let nodes = match mp.nodes() {
                 Some(n) => crate::process::parse_cpu_list("linux.memoryPolicy.nodes", n)?,
@@ -234,9 +235,7 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
     if linux.intel_rdt().is_some() {
         bail!("linux.intelRdt: Intel RDT (resctrl) is not supported by berth");
     }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        bail!("linux.netDevices: moving network devices into the container is not supported by berth yet");
-    }
+    let net_devices = crate::netdev::from_spec(linux.net_devices().as_ref(), &namespaces)?;
     if process.apparmor_profile.is_some() && !apparmor_enabled() {
         crate::debug!("process.apparmorProfile is ignored: AppArmor is not enabled on this host");
     }
@@ -264,9 +263,50 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
         seccomp,
         personality,
         memory_policy,
+        net_devices,
         hooks: Hooks::from_spec(&spec)?,
         spec,
     })
+}
+
+/// Every `linux.memoryPolicy.mode` berth applies (see [`memory_policy_mode`]).
+pub const MEMORY_POLICY_MODES: [MemoryPolicyModeType; 7] = [
+    MemoryPolicyModeType::MpolDefault,
+    MemoryPolicyModeType::MpolPreferred,
+    MemoryPolicyModeType::MpolBind,
+    MemoryPolicyModeType::MpolInterleave,
+    MemoryPolicyModeType::MpolLocal,
+    MemoryPolicyModeType::MpolPreferredMany,
+    MemoryPolicyModeType::MpolWeightedInterleave,
+];
+
+/// Every `linux.memoryPolicy.flags` entry berth applies.
+pub const MEMORY_POLICY_FLAGS: [MemoryPolicyFlagType; 3] = [
+    MemoryPolicyFlagType::MpolFStaticNodes,
+    MemoryPolicyFlagType::MpolFRelativeNodes,
+    MemoryPolicyFlagType::MpolFNumaBalancing,
+];
+
+/// set_mempolicy(2)'s mode number.
+fn memory_policy_mode(m: MemoryPolicyModeType) -> i32 {
+    match m {
+        MemoryPolicyModeType::MpolDefault => 0,
+        MemoryPolicyModeType::MpolPreferred => 1,
+        MemoryPolicyModeType::MpolBind => 2,
+        MemoryPolicyModeType::MpolInterleave => 3,
+        MemoryPolicyModeType::MpolLocal => 4,
+        MemoryPolicyModeType::MpolPreferredMany => 5,
+        MemoryPolicyModeType::MpolWeightedInterleave => 6,
+    }
+}
+
+/// set_mempolicy(2)'s mode flag bit.
+fn memory_policy_flag(f: MemoryPolicyFlagType) -> i32 {
+    match f {
+        MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
+        MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
+        MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
+    }
 }
 
 fn apparmor_enabled() -> bool {

@@ -23,23 +23,11 @@ pub fn interactive_shell(cmd: Cmd, code: i32) -> Result<()> {
     p.send("test -t 0 && test -t 1 && echo tty-$((20+22))-yes\r")?;
     p.expect("tty-42-yes", Duration::from_secs(30))
         .context("stdin/stdout of the container's shell are not a terminal")?;
-    p.send("echo size=$(stty size)=\r")?;
-    p.expect("size=24 80=", Duration::from_secs(10))
-        .context("initial terminal size")?;
+    // The CLI passes its terminal size through the manager asynchronously (as it does a resize), so a
+    // fast runtime's shell may start before it lands: ask until it shows, both times.
+    wait_for_size(&mut p, 24, 80).context("initial terminal size")?;
     p.resize(40, 100)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        p.send("echo size=$(stty size)=\r")?;
-        if p.expect("size=40 100=", Duration::from_millis(500)).is_ok() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "the container's terminal never became 40x100 after a resize; pty output:\n{}",
-                p.output()
-            );
-        }
-    }
+    wait_for_size(&mut p, 40, 100).context("terminal size after a resize")?;
     p.send(&format!("exit {code}\r"))?;
     let got = p.wait(Duration::from_secs(30))?;
     ensure!(
@@ -48,6 +36,25 @@ pub fn interactive_shell(cmd: Cmd, code: i32) -> Result<()> {
         p.output()
     );
     Ok(())
+}
+
+/// Ask the shell for its terminal size until it is `rows`x`cols` (10 s at most).
+fn wait_for_size(p: &mut Pty, rows: u16, cols: u16) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        p.send("echo size=$(stty size)=\r")?;
+        if p.expect(&format!("size={rows} {cols}="), Duration::from_millis(500))
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "the container's terminal never became {rows}x{cols}; pty output:\n{}",
+                p.output()
+            );
+        }
+    }
 }
 
 /// Reads a cgroup v1 file of `controller` for cgroup path `rel` on the host.

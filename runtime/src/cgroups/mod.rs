@@ -29,6 +29,7 @@ mod devices;
 mod fsutil;
 mod layout;
 mod stats;
+mod update;
 mod v1;
 mod v2;
 
@@ -48,6 +49,7 @@ use serde::{Deserialize, Serialize};
 
 pub use devices::default_rules as default_device_rules;
 pub use layout::Mode;
+pub use update::split_updatable;
 
 use layout::{clean, HostLayout, CGROUP_ROOT};
 
@@ -199,6 +201,27 @@ impl CgroupConfig {
     }
 }
 
+impl CgroupConfig {
+    fn freezer(&self) -> Option<Freezer<'_>> {
+        match (self.mode, self.v1.get("freezer"), &self.unified) {
+            (Mode::Unified, _, Some(u)) => Some(Freezer::V2(u)),
+            (_, Some(h), _) => Some(Freezer::V1(&h.path)),
+            (Mode::Hybrid, None, Some(u)) => Some(Freezer::V2(u)),
+            _ => None,
+        }
+    }
+
+    /// Whether the container's cgroup is frozen by its own freezer (paused). Reads one or two
+    /// files and never talks to systemd, so `state` and `list` stay cheap.
+    pub fn is_frozen(&self) -> Result<bool> {
+        match self.freezer() {
+            Some(Freezer::V1(d)) => v1::is_frozen(d),
+            Some(Freezer::V2(u)) => v2::is_frozen(&u.path),
+            None => Err(not_mounted("freezer state", "freezer")),
+        }
+    }
+}
+
 /// "a-b-c.slice" -> "a.slice/a-b.slice/a-b-c.slice" (systemd's slice nesting); "-.slice" -> "".
 fn expand_slice(slice: &str) -> Result<PathBuf> {
     let Some(name) = slice.strip_suffix(".slice") else {
@@ -340,6 +363,12 @@ impl Cgroup {
             }
         }
         if let Some(c) = r.cpu() {
+            if let Some(sh) = c.shares().filter(|s| *s != 0) {
+                // the kernel's MIN_SHARES..MAX_SHARES (v1 clamps silently; v2 weights come from them)
+                if !(2..=262_144).contains(&sh) {
+                    bail!("linux.resources.cpu.shares: {sh} is out of range 2-262144");
+                }
+            }
             if let Some(p) = c.period().filter(|p| *p != 0) {
                 if !(1000..=1_000_000).contains(&p) {
                     bail!("linux.resources.cpu.period: {p} is out of range 1000-1000000 (us)");
@@ -622,9 +651,33 @@ impl Cgroup {
         }
     }
 
-    /// Apply all of linux.resources (validated first). Also used by `berth update`.
+    /// Apply all of linux.resources (validated first), device rules included.
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         self.check(r)?;
+        self.write_resources(r, true)
+    }
+
+    /// `berth update`: validate the updatable part of `r` (see [`split_updatable`]; the rest,
+    /// device rules included, is left alone as runc's update does), then write it. If the kernel
+    /// refuses a value half-way, every resource file the update may have written is put back as
+    /// it was, so a failed update changes nothing.
+    pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        let (r, _) = split_updatable(r);
+        self.check(&r)?;
+        let dirs = self.unique_dirs();
+        let saved = update::Snapshot::take(&dirs, &r)?;
+        match self.write_resources(&r, false) {
+            Ok(()) => Ok(()),
+            Err(e) => match saved.restore() {
+                Ok(()) => Err(e),
+                Err(re) => Err(e.context(format!(
+                    "and restoring the previous values failed too ({re:#}): the cgroup may be left half-updated"
+                ))),
+            },
+        }
+    }
+
+    fn write_resources(&self, r: &LinuxResources, with_devices: bool) -> Result<()> {
         if let Some(m) = &self.systemd {
             let opt = ControllerOpt {
                 resources: r,
@@ -639,8 +692,10 @@ impl Cgroup {
             return m.apply(&opt).context("systemd: cannot apply resources");
         }
         match self.cfg.mode {
-            Mode::Unified => v2::apply(&self.v2_dir()?.path, r),
-            Mode::Legacy | Mode::Hybrid => v1::apply(&self.cfg.v1, r, self.unified_dir()),
+            Mode::Unified => v2::apply(&self.v2_dir()?.path, r, with_devices),
+            Mode::Legacy | Mode::Hybrid => {
+                v1::apply(&self.cfg.v1, r, self.unified_dir(), with_devices)
+            }
         }
     }
 
@@ -665,12 +720,7 @@ impl Cgroup {
     }
 
     fn freezer(&self) -> Option<Freezer<'_>> {
-        match (self.cfg.mode, self.cfg.v1.get("freezer"), &self.cfg.unified) {
-            (Mode::Unified, _, Some(u)) => Some(Freezer::V2(u)),
-            (_, Some(h), _) => Some(Freezer::V1(&h.path)),
-            (Mode::Hybrid, None, Some(u)) => Some(Freezer::V2(u)),
-            _ => None,
-        }
+        self.cfg.freezer()
     }
 
     pub fn freeze(&self) -> Result<()> {
@@ -700,11 +750,7 @@ impl Cgroup {
     }
 
     pub fn is_frozen(&self) -> Result<bool> {
-        match self.freezer() {
-            Some(Freezer::V1(d)) => v1::is_frozen(d),
-            Some(Freezer::V2(u)) => v2::is_frozen(&u.path),
-            None => Err(not_mounted("freezer state", "freezer")),
-        }
+        self.cfg.is_frozen()
     }
 
     /// runc's `kill --all`: on cgroup v2, SIGKILL goes through cgroup.kill (atomic, race-free).

@@ -822,3 +822,113 @@ fn v2_inner() {
     drop(g);
     println!("V2-INNER-OK");
 }
+
+#[test]
+fn update_writes_only_updatable_resources_and_rolls_back_refusals() {
+    if host_mode() == Mode::Unified {
+        eprintln!("SKIPPED: v1/hybrid test");
+        return;
+    }
+    let id = unique("update");
+    let mut g = Guard::new(Some(&format!("/{id}")), &id);
+    let pid = g.sleep();
+    g.cg.add(pid).unwrap();
+    let r = resources(
+        r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":229,"access":"rwm"}],
+            "memory":{"limit":134217728,"swap":268435456},
+            "cpu":{"shares":1024,"quota":100000,"period":100000},"pids":{"limit":100}}"#,
+    );
+    g.cg.apply(&r).unwrap();
+    let cfg = g.cg.config().clone();
+    let d = |c: &str| cfg.v1[c].path.clone();
+    let files = [
+        d("cpu").join("cpu.shares"),
+        d("cpu").join("cpu.cfs_quota_us"),
+        d("cpu").join("cpu.cfs_period_us"),
+        d("cpuset").join("cpuset.cpus"),
+        d("memory").join("memory.limit_in_bytes"),
+        d("memory").join("memory.memsw.limit_in_bytes"),
+        d("pids").join("pids.max"),
+        d("devices").join("devices.list"),
+    ];
+    let snap = || files.iter().map(|f| read(f)).collect::<Vec<_>>();
+    let before = snap();
+
+    // shares and quota are written, then the kernel refuses the cpuset: everything is put back
+    let bad = resources(r#"{"cpu":{"shares":512,"quota":20000,"period":100000,"cpus":"0-4095"}}"#);
+    let err = format!("{:#}", g.cg.update(&bad).unwrap_err());
+    assert!(err.contains("cpuset.cpus"), "{err}");
+    assert_eq!(snap(), before);
+    // refused by the checks before anything is written
+    let err = format!(
+        "{:#}",
+        g.cg.update(&resources(r#"{"cpu":{"shares":1}}"#))
+            .unwrap_err()
+    );
+    assert!(err.contains("cpu.shares"), "{err}");
+    assert_eq!(snap(), before);
+
+    // a good update: memory lowered below the old swap first, devices and hugepages untouched
+    let ok = resources(
+        r#"{"memory":{"limit":67108864,"swap":100663296},"pids":{"limit":7},
+            "devices":[{"allow":true,"access":"rwm"}],"hugepageLimits":[{"pageSize":"2MB","limit":0}]}"#,
+    );
+    g.cg.update(&ok).unwrap();
+    let after = snap();
+    assert_eq!(after[4], "67108864");
+    assert_eq!(after[5], "100663296");
+    assert_eq!(after[6], "7");
+    assert_eq!(
+        after[7], before[7],
+        "update must not touch the device rules"
+    );
+    assert_eq!(&after[..4], &before[..4]);
+}
+
+#[test]
+fn a_cgroup_frozen_by_its_parent_is_not_paused() {
+    if host_mode() == Mode::Unified {
+        eprintln!("SKIPPED: v1 freezer test");
+        return;
+    }
+    let parent = unique("frozen-parent");
+    let id = unique("frozen-child");
+    let mut g = Guard::new(Some(&format!("/{parent}/{id}")), &id);
+    let pid = g.sleep();
+    g.cg.add(pid).unwrap();
+    let fz = g.cg.config().v1["freezer"].path.clone();
+    let pfz = fz.parent().unwrap().to_path_buf();
+    struct Thaw(PathBuf);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.0.join("freezer.state"), "THAWED");
+        }
+    }
+    let _thaw = Thaw(pfz.clone());
+    std::fs::write(pfz.join("freezer.state"), "FROZEN").unwrap();
+    wait_until("parent frozen", Duration::from_secs(5), || {
+        read(&fz.join("freezer.state")) == "FROZEN"
+    });
+    assert!(!g.cg.is_frozen().unwrap(), "frozen only by its parent");
+    g.cg.freeze().unwrap();
+    assert!(g.cg.is_frozen().unwrap());
+    assert!(g.cg.config().is_frozen().unwrap());
+    g.cg.thaw().unwrap();
+    std::fs::write(pfz.join("freezer.state"), "THAWED").unwrap();
+    assert!(!g.cg.is_frozen().unwrap());
+    // the Guard removes the child; the parent directories go here
+    drop(g);
+    for h in cfg_parents(&parent) {
+        let _ = std::fs::remove_dir(h);
+    }
+}
+
+/// The directories of an absolute cgroup path in every v1 hierarchy and the unified one.
+fn cfg_parents(path: &str) -> Vec<PathBuf> {
+    let cfg = CgroupConfig::new(Some(Path::new(&format!("/{path}"))), "x", false).unwrap();
+    cfg.v1
+        .values()
+        .map(|h| h.path.clone())
+        .chain(cfg.unified.iter().map(|h| h.path.clone()))
+        .collect()
+}

@@ -50,10 +50,13 @@ pub(crate) fn add(v1: &BTreeMap<String, Hierarchy>, pid: i32) -> Result<()> {
     Ok(())
 }
 
+/// Write `r` into the hierarchies. `with_devices`: also (re)write the device rules (not on `update`,
+/// which leaves them alone as runc does).
 pub(crate) fn apply(
     v1: &BTreeMap<String, Hierarchy>,
     r: &LinuxResources,
     unified_dir: Option<&Path>,
+    with_devices: bool,
 ) -> Result<()> {
     if let Some(cpu) = r.cpu() {
         if let Some(d) = dir(v1, "cpu") {
@@ -119,7 +122,7 @@ pub(crate) fn apply(
     if let (Some(rdma), Some(d)) = (r.rdma(), dir(v1, "rdma")) {
         super::write_rdma(d, rdma)?;
     }
-    if let Some(d) = dir(v1, "devices") {
+    if let Some(d) = dir(v1, "devices").filter(|_| with_devices) {
         // Like runc's device emulator, start from deny-all whatever the rules say: without this a
         // new cgroup inherits "a *:* rwm" and allow rules would restrict nothing.
         fsutil::write(d, "devices.deny", "a *:* rwm")?;
@@ -352,11 +355,21 @@ pub(crate) fn thaw(d: &Path) -> Result<()> {
     fsutil::write(d, "freezer.state", "THAWED")
 }
 
+/// Frozen (or being frozen) by its own freezer.state, as runc tells it: a cgroup frozen only
+/// because an ancestor is (freezer.self_freezing 0) is not paused.
 pub(crate) fn is_frozen(d: &Path) -> Result<bool> {
-    Ok(matches!(
-        fsutil::read(d, "freezer.state")?.trim(),
-        "FROZEN" | "FREEZING"
-    ))
+    match fsutil::read(d, "freezer.state")?.trim() {
+        "THAWED" => Ok(false),
+        "FROZEN" | "FREEZING" => match fsutil::read_opt(d, "freezer.self_freezing")? {
+            Some(s) => Ok(s.trim() == "1"),
+            // kernels without self_freezing: count it as ours
+            None => Ok(true),
+        },
+        other => bail!(
+            "unexpected freezer state {other:?} in {}",
+            d.join("freezer.state").display()
+        ),
+    }
 }
 
 /// The directory used to list processes: runc uses the devices hierarchy; fall back to any.

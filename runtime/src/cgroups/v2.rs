@@ -30,7 +30,11 @@ pub(crate) fn manager(mount: &Path, dir: &Path) -> Result<libcgroups::v2::manage
 
 /// Create the cgroup (enabling every available controller on the way down) and move `pid` in.
 pub(crate) fn add(mount: &Path, dir: &Path, pid: i32) -> Result<()> {
-    manager(mount, dir)?
+    let manager = manager(mount, dir)?;
+    // libcgroups checks `exists()` and then fails on EEXIST: two containers made at once
+    // under one new parent race there. Create the levels first, tolerating EEXIST.
+    fsutil::mkdir_below(mount, dir, |_, _| Ok(()))?;
+    manager
         .add_task(nix::unistd::Pid::from_raw(pid))
         .with_context(|| format!("cannot add pid {pid} to cgroup {}", dir.display()))
 }
@@ -82,7 +86,8 @@ pub(crate) fn swap_v2(swap: i64, limit: i64) -> Result<Option<String>> {
     }
 }
 
-pub(crate) fn apply(d: &Path, r: &LinuxResources) -> Result<()> {
+/// Write `r` into the cgroup. `with_devices`: also replace the device filter (not on `update`).
+pub(crate) fn apply(d: &Path, r: &LinuxResources, with_devices: bool) -> Result<()> {
     if let Some(p) = r.pids() {
         if let Some(v) = num_or_max(p.limit()) {
             fsutil::write(d, "pids.max", &v)?;
@@ -199,7 +204,9 @@ pub(crate) fn apply(d: &Path, r: &LinuxResources) -> Result<()> {
     if let Some(u) = r.unified() {
         apply_unified(d, u)?;
     }
-    apply_devices(d, &devices::effective_rules(r.devices().as_ref()))?;
+    if with_devices {
+        apply_devices(d, &devices::effective_rules(r.devices().as_ref()))?;
+    }
     Ok(())
 }
 

@@ -51,7 +51,8 @@ pub fn run(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
     let _dir = StateDir::open(root, id)?;
     let c = Container::load(root, id)?;
     match c.status() {
-        Status::Stopped => bail!("container {id:?} is not running"),
+        // runc's words: containerd's shim recognises "container not running" as an exit already seen.
+        Status::Stopped => bail!("container not running"),
         Status::Creating => bail!("container {id:?} is still being created"),
         _ => {}
     }

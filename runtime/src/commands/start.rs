@@ -22,7 +22,8 @@ pub fn start(root: &Path, id: &str, dir: &StateDir) -> Result<()> {
     match c.status() {
         Status::Created => {}
         Status::Stopped => bail!("cannot start a container that has stopped"),
-        Status::Running | Status::Paused => bail!("cannot start an already running container"),
+        Status::Running => bail!("cannot start an already running container"),
+        Status::Paused => bail!("cannot start a paused container (resume it first)"),
         Status::Creating => bail!("cannot start a container that is still being created"),
     }
     let dirfd = dir.lock_fd().as_raw_fd();

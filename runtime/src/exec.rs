@@ -1,0 +1,143 @@
+//! Both sides of `exec`: a new process in a running container.
+//!
+//! The parent enters the container's pid namespace for its children (through the init's pidfd), clones
+//! the process straight into it, adds it to the container's cgroup and applies its OOM score; the child
+//! joins every other namespace of the container with one setns(pidfd), sets up the terminal, the
+//! process's limits and credentials, the container's seccomp profile, and execs. Until the execve, errors
+//! come back over the channel; its close-on-exec end closing means the program runs.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+use nix::sched::{setns, CloneFlags};
+
+use crate::cgroups::Cgroup;
+use crate::container::Container;
+use crate::namespaces::Kind;
+use crate::process::{self, ProcessPlan};
+use crate::seccomp::SeccompProgram;
+use crate::sync::{Channel, Msg};
+use crate::{sys, terminal};
+
+pub struct ExecOptions {
+    pub process: ProcessPlan,
+    pub seccomp: Option<SeccompProgram>,
+    /// The container's namespaces (new or joined at create): the process joins all of them.
+    pub namespaces: Vec<Kind>,
+    /// A connected socket that receives the terminal's master, when the process has a terminal.
+    pub console_socket: Option<OwnedFd>,
+    pub preserve_fds: u32,
+}
+
+/// A started exec process.
+pub struct Execed {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+}
+
+/// Start the process in the container; returns once it runs (or why it could not).
+pub fn exec(c: &Container, o: ExecOptions) -> Result<Execed> {
+    let init = c
+        .pidfd()
+        .context("the container's init process is not running")?;
+    let (parent_end, child_end) = Channel::pair()?;
+    let cgroup = Cgroup::open(&c.state.cgroup)?;
+
+    // Born in the container's pid namespace: no intermediate process.
+    let own_pid_ns = if o.namespaces.contains(&Kind::Pid) {
+        let own = File::open("/proc/self/ns/pid").context("opening /proc/self/ns/pid")?;
+        setns(&init, CloneFlags::CLONE_NEWPID)
+            .context("setns into the container's pid namespace")?;
+        Some(own)
+    } else {
+        None
+    };
+    let forked = sys::clone3(0, None);
+    if let Ok(sys::Forked::Child) = forked {
+        drop(parent_end);
+        child_main(c, &o, &init, child_end)
+    }
+    if let Some(own) = &own_pid_ns {
+        setns(own, CloneFlags::CLONE_NEWPID).context("setns back into berth's pid namespace")?;
+    }
+    let (pid, pidfd) = match forked.context("clone3 of the exec process")? {
+        sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
+        sys::Forked::Child => unreachable!("the child never returns from child_main"),
+    };
+    drop(child_end);
+    drop(o.console_socket);
+
+    let placed = (|| -> Result<()> {
+        // execCPUAffinity: `initial` until the process is in the container's cgroup; then `final` (set
+        // by the process itself, before it execs) or, without one, the container's default affinity
+        // (its init's), so that `initial` does not stay.
+        let affinity = &o.process;
+        if let Some(cpus) = &affinity.cpu_affinity_initial {
+            process::set_affinity(pid, cpus).context("process.execCPUAffinity.initial")?;
+        }
+        cgroup.add(pid)?;
+        if affinity.cpu_affinity_initial.is_some() && affinity.cpu_affinity_final.is_none() {
+            let init = nix::unistd::Pid::from_raw(c.state.pid);
+            let default = nix::sched::sched_getaffinity(init)
+                .context("process.execCPUAffinity: the affinity of the container's init")?;
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &default).context(
+                "process.execCPUAffinity: back to the container's default affinity after initial",
+            )?;
+        }
+        if let Some(adj) = o.process.oom_score_adj {
+            let path = format!("/proc/{pid}/oom_score_adj");
+            std::fs::write(&path, adj.to_string())
+                .with_context(|| format!("process.oomScoreAdj {adj}: writing {path}"))?;
+        }
+        parent_end.send(&Msg::Go)
+    })();
+    let outcome = placed.and_then(|_| match parent_end.recv()? {
+        None => Ok(()),
+        Some(Msg::Error(e)) => bail!("{e}"),
+        Some(other) => bail!("exec channel: unexpected {other:?}"),
+    });
+    if let Err(e) = outcome {
+        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::waitid_pidfd(pidfd.as_fd(), libc::WEXITED);
+        return Err(e);
+    }
+    Ok(Execed { pid, pidfd })
+}
+
+fn child_main(c: &Container, o: &ExecOptions, init: &OwnedFd, channel: Channel) -> ! {
+    let result = (|| -> Result<std::convert::Infallible> {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+        channel.expect(Msg::Go)?;
+        let flags = o
+            .namespaces
+            .iter()
+            .filter(|k| **k != Kind::Pid)
+            .fold(CloneFlags::empty(), |acc, k| acc | k.flag());
+        if !flags.is_empty() {
+            setns(init, flags)
+                .with_context(|| format!("setns into the container's namespaces ({flags:?})"))?;
+        }
+        if !o.namespaces.contains(&Kind::Mount) {
+            // No mount namespace: the container lives in a chroot.
+            let root = format!("/proc/{}/root", c.state.pid);
+            nix::unistd::chroot(root.as_str()).with_context(|| format!("chroot {root}"))?;
+            nix::unistd::chdir("/").context("chdir /")?;
+        }
+        if o.process.terminal {
+            let sock = o
+                .console_socket
+                .as_ref()
+                .context("a terminal needs a console socket")?;
+            let (master, slave) = terminal::open_pty(o.process.console_size)?;
+            terminal::send_master(sock.as_fd(), master.as_fd())?;
+            drop(master);
+            terminal::become_controlled(&slave)?;
+        }
+        let e = process::prepare(&o.process)?;
+        process::exec(&o.process, &e, o.seccomp.as_ref(), o.preserve_fds)
+    })();
+    let Err(e) = result;
+    let _ = channel.send(&Msg::Error(format!("{e:#}")));
+    std::process::exit(255)
+}
