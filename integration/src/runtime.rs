@@ -157,7 +157,15 @@ impl ShimRuntime {
     /// The options as TOML (the keys of runc's options table).
     pub fn options_toml(&self) -> String {
         let mut s = String::new();
-        let q = |p: &Path| format!("\"{}\"", p.display().to_string().replace('\\', "\\\\").replace('"', "\\\""));
+        let q = |p: &Path| {
+            format!(
+                "\"{}\"",
+                p.display()
+                    .to_string()
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+            )
+        };
         if let Some(b) = &self.binary_name {
             s.push_str(&format!("BinaryName = {}\n", q(b)));
         }
@@ -200,7 +208,8 @@ impl ShimRuntime {
 /// that runs the tests, in the same target directory and profile as the test binary (a no-op when it
 /// is up to date; cargo does not hold its build lock while tests run).
 pub fn berth_shim() -> Result<PathBuf> {
-    static SHIM: std::sync::OnceLock<std::result::Result<PathBuf, String>> = std::sync::OnceLock::new();
+    static SHIM: std::sync::OnceLock<std::result::Result<PathBuf, String>> =
+        std::sync::OnceLock::new();
     SHIM.get_or_init(|| build_berth_shim().map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(anyhow::Error::msg)
@@ -209,7 +218,11 @@ pub fn berth_shim() -> Result<PathBuf> {
 fn build_berth_shim() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("INTEG_BERTH_SHIM") {
         let p = PathBuf::from(p);
-        anyhow::ensure!(p.is_file(), "INTEG_BERTH_SHIM={} does not exist", p.display());
+        anyhow::ensure!(
+            p.is_file(),
+            "INTEG_BERTH_SHIM={} does not exist",
+            p.display()
+        );
         return Ok(p);
     }
     // .../<target>/<profile>/deps/managers-HASH
@@ -226,7 +239,15 @@ fn build_berth_shim() -> Result<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut c = Cmd::new(cargo)
-        .args(["build", "-q", "-p", "berth-shim", "--bin", "containerd-shim-berth-v2", "--manifest-path"])
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "berth-shim",
+            "--bin",
+            "containerd-shim-berth-v2",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .arg("--target-dir")
         .arg(target)

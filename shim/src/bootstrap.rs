@@ -8,6 +8,7 @@
 //! - containerd 1.6 sends the runtime options `Any` (or nothing) and reads a bare `unix://` address: the
 //!   shim then speaks task API v2. An `Any` also parses as a `BootstrapParams` (its type URL lands in
 //!   `instance_id`), hence the identity check.
+//!
 //! Either way the daemon is the same binary (`serve`), handed the listening socket as fd 3, and serves
 //! both task API versions.
 
@@ -79,9 +80,12 @@ pub fn parse_start_input(input: &[u8], flags: &Flags) -> Result<StartParams> {
                 let options = p.extensions.iter().find_map(|ext| {
                     let a = ext.value.as_ref()?;
                     let name = a.type_url.rsplit('/').next().unwrap_or_default();
-                    [crate::options::RUNC_OPTIONS, crate::options::RUNTIME_OPTIONS]
-                        .contains(&name)
-                        .then(|| a.clone())
+                    [
+                        crate::options::RUNC_OPTIONS,
+                        crate::options::RUNTIME_OPTIONS,
+                    ]
+                    .contains(&name)
+                    .then(|| a.clone())
                 });
                 return Ok(StartParams {
                     protocol: Protocol::Bootstrap,
@@ -104,7 +108,10 @@ pub fn parse_start_input(input: &[u8], flags: &Flags) -> Result<StartParams> {
     let options = if input.is_empty() {
         None
     } else {
-        Some(Any::parse_from_bytes(input).context("runtime options on stdin are not a protobuf Any")?)
+        Some(
+            Any::parse_from_bytes(input)
+                .context("runtime options on stdin are not a protobuf Any")?,
+        )
     };
     Ok(StartParams {
         protocol: Protocol::Legacy,
@@ -179,7 +186,9 @@ pub fn start(flags: &Flags) -> Result<()> {
         .with_context(|| format!("creating {dir}"))?;
     let listener = match UnixListener::bind(&sock) {
         Ok(l) => l,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && UnixStream::connect(&sock).is_ok() => {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AddrInUse && UnixStream::connect(&sock).is_ok() =>
+        {
             std::fs::write(bundle.join("address"), &address)?;
             return reply(p.protocol, &address);
         }

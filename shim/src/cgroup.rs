@@ -81,9 +81,8 @@ impl Cgroup {
                 continue;
             }
             for ctrl in ctrls.split(',') {
-                if let Some((m, root, _)) = mounts
-                    .iter()
-                    .find(|(_, _, c)| c.iter().any(|x| x == ctrl))
+                if let Some((m, root, _)) =
+                    mounts.iter().find(|(_, _, c)| c.iter().any(|x| x == ctrl))
                 {
                     cg.v1.insert(ctrl.to_string(), join_rel(m, root, path));
                 }
@@ -126,7 +125,10 @@ impl Cgroup {
         if let Some(cur) = self.v1_file("pids", "pids.current") {
             m.pids = MessageField::some(v1::PidsStat {
                 current: num(&cur),
-                limit: self.v1_file("pids", "pids.max").map(|s| num(&s)).unwrap_or(0),
+                limit: self
+                    .v1_file("pids", "pids.max")
+                    .map(|s| num(&s))
+                    .unwrap_or(0),
                 ..Default::default()
             });
         }
@@ -216,7 +218,9 @@ impl Cgroup {
                 kernel_tcp: entry("memory.kmem.tcp"),
                 ..Default::default()
             });
-            let oc_s = self.v1_file("memory", "memory.oom_control").unwrap_or_default();
+            let oc_s = self
+                .v1_file("memory", "memory.oom_control")
+                .unwrap_or_default();
             let oc = kv(&oc_s);
             m.memory_oom_control = MessageField::some(v1::MemoryOomControl {
                 oom_kill_disable: oc.get("oom_kill_disable").copied().unwrap_or(0),
@@ -315,8 +319,9 @@ impl Cgroup {
     /// Starts watching for OOM kills in this cgroup.
     pub fn watch_oom(&self) -> Result<OomWatch> {
         if let Some(dir) = self.v1.get("memory") {
-            let efd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
-                .context("eventfd")?;
+            let efd =
+                EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+                    .context("eventfd")?;
             let ctl = fs::File::open(dir.join("memory.oom_control"))
                 .with_context(|| format!("opening {}/memory.oom_control", dir.display()))?;
             fs::write(
@@ -333,7 +338,8 @@ impl Cgroup {
         let Some(dir) = &self.v2 else {
             bail!("no memory cgroup to watch");
         };
-        let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).context("inotify")?;
+        let ino =
+            Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).context("inotify")?;
         let events = dir.join("memory.events");
         ino.add_watch(&events, AddWatchFlags::IN_MODIFY)
             .with_context(|| format!("watching {}", events.display()))?;

@@ -38,15 +38,51 @@ impl Event {
     /// reflection, which would build descriptors (memory) for a constant string.
     fn encode(&self) -> Result<(&'static str, &'static str, Vec<u8>)> {
         Ok(match self {
-            Event::Create(e) => (topics::TASK_CREATE_EVENT_TOPIC, "containerd.events.TaskCreate", e.write_to_bytes()?),
-            Event::Start(e) => (topics::TASK_START_EVENT_TOPIC, "containerd.events.TaskStart", e.write_to_bytes()?),
-            Event::Exit(e) => (topics::TASK_EXIT_EVENT_TOPIC, "containerd.events.TaskExit", e.write_to_bytes()?),
-            Event::Oom(e) => (topics::TASK_OOM_EVENT_TOPIC, "containerd.events.TaskOOM", e.write_to_bytes()?),
-            Event::ExecAdded(e) => (topics::TASK_EXEC_ADDED_EVENT_TOPIC, "containerd.events.TaskExecAdded", e.write_to_bytes()?),
-            Event::ExecStarted(e) => (topics::TASK_EXEC_STARTED_EVENT_TOPIC, "containerd.events.TaskExecStarted", e.write_to_bytes()?),
-            Event::Paused(e) => (topics::TASK_PAUSED_EVENT_TOPIC, "containerd.events.TaskPaused", e.write_to_bytes()?),
-            Event::Resumed(e) => (topics::TASK_RESUMED_EVENT_TOPIC, "containerd.events.TaskResumed", e.write_to_bytes()?),
-            Event::Delete(e) => (topics::TASK_DELETE_EVENT_TOPIC, "containerd.events.TaskDelete", e.write_to_bytes()?),
+            Event::Create(e) => (
+                topics::TASK_CREATE_EVENT_TOPIC,
+                "containerd.events.TaskCreate",
+                e.write_to_bytes()?,
+            ),
+            Event::Start(e) => (
+                topics::TASK_START_EVENT_TOPIC,
+                "containerd.events.TaskStart",
+                e.write_to_bytes()?,
+            ),
+            Event::Exit(e) => (
+                topics::TASK_EXIT_EVENT_TOPIC,
+                "containerd.events.TaskExit",
+                e.write_to_bytes()?,
+            ),
+            Event::Oom(e) => (
+                topics::TASK_OOM_EVENT_TOPIC,
+                "containerd.events.TaskOOM",
+                e.write_to_bytes()?,
+            ),
+            Event::ExecAdded(e) => (
+                topics::TASK_EXEC_ADDED_EVENT_TOPIC,
+                "containerd.events.TaskExecAdded",
+                e.write_to_bytes()?,
+            ),
+            Event::ExecStarted(e) => (
+                topics::TASK_EXEC_STARTED_EVENT_TOPIC,
+                "containerd.events.TaskExecStarted",
+                e.write_to_bytes()?,
+            ),
+            Event::Paused(e) => (
+                topics::TASK_PAUSED_EVENT_TOPIC,
+                "containerd.events.TaskPaused",
+                e.write_to_bytes()?,
+            ),
+            Event::Resumed(e) => (
+                topics::TASK_RESUMED_EVENT_TOPIC,
+                "containerd.events.TaskResumed",
+                e.write_to_bytes()?,
+            ),
+            Event::Delete(e) => (
+                topics::TASK_DELETE_EVENT_TOPIC,
+                "containerd.events.TaskDelete",
+                e.write_to_bytes()?,
+            ),
         })
     }
 }
@@ -164,7 +200,8 @@ fn send(c: &mut UnixStream, stream_id: u32, payload: &[u8], ns: &str) -> Result<
     c.write_all(&header)?;
     c.write_all(&body)?;
     let mut h = [0u8; 10];
-    c.read_exact(&mut h).context("reading the response header")?;
+    c.read_exact(&mut h)
+        .context("reading the response header")?;
     let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
     if len > 4 << 20 {
         bail!("response of {len} bytes");

@@ -98,7 +98,8 @@ fn fifo_writer(path: &str) -> Result<(OwnedFd, OwnedFd)> {
         match open_flags(p, OFlag::O_WRONLY | OFlag::O_NONBLOCK) {
             Ok(w) => break w,
             Err(e)
-                if e.downcast_ref::<std::io::Error>().and_then(|e| e.raw_os_error())
+                if e.downcast_ref::<std::io::Error>()
+                    .and_then(|e| e.raw_os_error())
                     == Some(libc::ENXIO) =>
             {
                 if Instant::now() >= deadline {
@@ -118,7 +119,9 @@ fn fifo_writer(path: &str) -> Result<(OwnedFd, OwnedFd)> {
 
 /// "binary:///path?a=b&c" → (path, [a, b, c]).
 fn parse_binary_uri(uri: &str) -> Result<(PathBuf, Vec<String>)> {
-    let rest = uri.strip_prefix("binary://").context("not a binary:// URI")?;
+    let rest = uri
+        .strip_prefix("binary://")
+        .context("not a binary:// URI")?;
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() {
         bail!("{uri}: no binary path");
@@ -235,7 +238,10 @@ impl ProcIo {
         };
         if terminal {
             if !stdin.is_empty() {
-                io.tty_in = Some(open_flags(Path::new(stdin), OFlag::O_RDONLY | OFlag::O_NONBLOCK)?);
+                io.tty_in = Some(open_flags(
+                    Path::new(stdin),
+                    OFlag::O_RDONLY | OFlag::O_NONBLOCK,
+                )?);
             }
             if !stdout.is_empty() {
                 let (r, w) = fifo_writer(stdout)?;

@@ -33,4 +33,3 @@ pub fn debug(msg: &str) {
 pub fn warn(msg: &str) {
     line("warning", msg);
 }
-

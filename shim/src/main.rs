@@ -27,7 +27,9 @@
 //! shutdown), one event publisher thread, ttrpc's listener and per-connection threads (kept to one idle
 //! handler each), and small-stack threads only where bytes must be copied (stdin, terminals). Container
 //! stdout/stderr go straight into containerd's FIFOs or log files, with no copy at all. One malloc
-//! arena. Protobuf reflection (descriptors) is never touched.
+//! arena. Protobuf reflection (descriptors) is never touched. The release binary (`make build`) is
+//! linked statically and optimised for size: most of a shim's resident set is mapped code, and a
+//! dynamic one would carry ld.so and the pages of the shared libc it faults in (about 1.6 MiB).
 
 mod args;
 mod bootstrap;
@@ -68,7 +70,10 @@ fn main() {
         }
     };
     let r = if flags.version {
-        println!("{NAME}:\n  Version:  {}\n  Runtime type: {RUNTIME_TYPE}", env!("CARGO_PKG_VERSION"));
+        println!(
+            "{NAME}:\n  Version:  {}\n  Runtime type: {RUNTIME_TYPE}",
+            env!("CARGO_PKG_VERSION")
+        );
         Ok(())
     } else if flags.info {
         bootstrap::info()
@@ -111,7 +116,10 @@ fn serve(flags: &args::Flags) -> Result<()> {
     );
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll")?;
     epoll.add(sfd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, SIGNALS))?;
-    epoll.add(shutdown.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, SHUTDOWN))?;
+    epoll.add(
+        shutdown.as_fd(),
+        EpollEvent::new(EpollFlags::EPOLLIN, SHUTDOWN),
+    )?;
     let oom = Arc::new(service::OomRegistry::new(epoll));
 
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS is not set")?;

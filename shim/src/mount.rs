@@ -120,7 +120,9 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let (f, d) = parse_options(&o);
-        assert!(f.contains(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_BIND | MsFlags::MS_REC));
+        assert!(f.contains(
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_BIND | MsFlags::MS_REC
+        ));
         assert_eq!(d, vec!["index=off", "lowerdir=/a"]);
         let (f, _) = parse_options(&["ro".to_string(), "rw".to_string()]);
         assert!(!f.contains(MsFlags::MS_RDONLY));

@@ -236,11 +236,8 @@ mod tests {
         let p = dir.join("o.toml");
         std::fs::write(&p, "binary_name = \"crun\"\nsystemd_cgroup = true\n").unwrap();
         let msg = field(2, p.to_str().unwrap().as_bytes());
-        let got = RuntimeOptions::from_any(
-            &format!("type.googleapis.com/{RUNTIME_OPTIONS}"),
-            &msg,
-        )
-        .unwrap();
+        let got = RuntimeOptions::from_any(&format!("type.googleapis.com/{RUNTIME_OPTIONS}"), &msg)
+            .unwrap();
         assert_eq!(got.binary(), "crun");
         assert!(got.systemd_cgroup);
         assert_eq!(got.root_for("n"), PathBuf::from("/run/containerd/crun/n"));
@@ -253,7 +250,10 @@ mod tests {
     fn defaults_and_errors() {
         let d = RuntimeOptions::from_any("", &[]).unwrap();
         assert_eq!(d.binary(), DEFAULT_BINARY);
-        assert_eq!(d.root_for("default"), PathBuf::from("/run/containerd/berth/default"));
+        assert_eq!(
+            d.root_for("default"),
+            PathBuf::from("/run/containerd/berth/default")
+        );
         assert!(RuntimeOptions::from_any("x.Unknown", &[]).is_err());
         assert!(RuntimeOptions::from_any(RUNTIME_OPTIONS, &[0x12, 0x05, b'a']).is_err());
         let bad = field(3, b"BinaryName = 3");

@@ -179,7 +179,10 @@ mod tests {
         let stale = x.stamp(7, 9);
         x.record(stale);
         let new = x.subscribe();
-        assert!(new.take(7).is_none(), "recorded before the new subscription");
+        assert!(
+            new.take(7).is_none(),
+            "recorded before the new subscription"
+        );
         assert_eq!(old.take(7).map(|e| e.status), Some(9));
         drop(old);
         drop(new);
@@ -206,6 +209,7 @@ mod tests {
     fn reaps_a_real_child() {
         // SAFETY: fork in a test; the child only calls _exit.
         let pid = match unsafe { nix::unistd::fork() }.unwrap() {
+            // SAFETY: _exit is async-signal-safe and ends the forked child at once.
             nix::unistd::ForkResult::Child => unsafe { libc::_exit(7) },
             nix::unistd::ForkResult::Parent { child } => child.as_raw(),
         };

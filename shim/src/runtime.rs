@@ -198,8 +198,16 @@ impl Runtime {
             what,
             log: self.log.clone(),
             log_offset,
-            stdout: if capture_out { child.stdout.take() } else { None },
-            stderr: if capture_err { child.stderr.take() } else { None },
+            stdout: if capture_out {
+                child.stdout.take()
+            } else {
+                None
+            },
+            stderr: if capture_err {
+                child.stderr.take()
+            } else {
+                None
+            },
         })
     }
 
@@ -243,15 +251,20 @@ impl Runtime {
     /// `ps --format json ID`: the pids in the container's cgroup.
     pub fn ps(&self, exits: &Exits, id: &str) -> Result<Vec<i32>> {
         let out = self.run(exits, &["ps", "--format", "json", id], None)?;
-        let v: Vec<i32> = serde_json::from_str(out.trim())
+        // runc prints `null` (Go's nil slice) when the cgroup is empty.
+        let v: Option<Vec<i32>> = serde_json::from_str(out.trim())
             .with_context(|| format!("parsing `ps --format json` output {out:?}"))?;
-        Ok(v)
+        Ok(v.unwrap_or_default())
     }
 
     /// `update --resources - ID` with the LinuxResources JSON on stdin.
     pub fn update(&self, exits: &Exits, id: &str, resources_json: &[u8]) -> Result<()> {
-        self.run(exits, &["update", "--resources", "-", id], Some(resources_json))
-            .map(drop)
+        self.run(
+            exits,
+            &["update", "--resources", "-", id],
+            Some(resources_json),
+        )
+        .map(drop)
     }
 }
 

@@ -52,7 +52,12 @@ fn internal(e: anyhow::Error) -> ttrpc::Error {
 /// Runtime errors that mean "the process is gone", which containerd expects as NotFound.
 fn kill_error(e: anyhow::Error) -> ttrpc::Error {
     let s = format!("{e:#}");
-    let gone = ["not running", "process already finished", "no such process", "does not exist"];
+    let gone = [
+        "not running",
+        "process already finished",
+        "no such process",
+        "does not exist",
+    ];
     if gone.iter().any(|g| s.contains(g)) {
         not_found(format!("process already finished: {s}"))
     } else {
@@ -128,13 +133,14 @@ fn own_pid_namespace(bundle: &Path) -> bool {
         return true;
     };
     v["linux"]["namespaces"].as_array().is_some_and(|ns| {
-        ns.iter().any(|n| {
-            n["type"] == "pid" && n["path"].as_str().map(str::is_empty).unwrap_or(true)
-        })
+        ns.iter()
+            .any(|n| n["type"] == "pid" && n["path"].as_str().map(str::is_empty).unwrap_or(true))
     })
 }
 
-fn exited_at(e: &Option<Exit>) -> MessageField<containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp> {
+fn exited_at(
+    e: &Option<Exit>,
+) -> MessageField<containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp> {
     match e {
         Some(e) => MessageField::some(timestamp(e.at)),
         None => MessageField::none(),
@@ -142,8 +148,12 @@ fn exited_at(e: &Option<Exit>) -> MessageField<containerd_shim_protos::protobuf:
 }
 
 fn path_str(p: &Path) -> R<&str> {
-    p.to_str()
-        .ok_or_else(|| status(Code::INVALID_ARGUMENT, format!("{} is not UTF-8", p.display())))
+    p.to_str().ok_or_else(|| {
+        status(
+            Code::INVALID_ARGUMENT,
+            format!("{} is not UTF-8", p.display()),
+        )
+    })
 }
 
 impl Service {
@@ -180,7 +190,12 @@ impl Service {
         let v3 = containerd_shim_protos::create_task(self.clone());
         let v2 = containerd_shim_protos::create_task(self.clone())
             .into_iter()
-            .map(|(k, v)| (k.replacen("/containerd.task.v3.Task/", "/containerd.task.v2.Task/", 1), v))
+            .map(|(k, v)| {
+                (
+                    k.replacen("/containerd.task.v3.Task/", "/containerd.task.v2.Task/", 1),
+                    v,
+                )
+            })
             .collect();
         vec![v3, v2]
     }
@@ -275,9 +290,13 @@ impl Service {
     // ---- create ------------------------------------------------------------------------------
 
     fn do_create(&self, req: &CreateTaskRequest) -> R<u32> {
-        berth::state::validate_id(&req.id).map_err(|e| status(Code::INVALID_ARGUMENT, format!("{e:#}")))?;
+        berth::state::validate_id(&req.id)
+            .map_err(|e| status(Code::INVALID_ARGUMENT, format!("{e:#}")))?;
         if self.lock().contains_key(&req.id) {
-            return Err(status(Code::ALREADY_EXISTS, format!("container {} already exists", req.id)));
+            return Err(status(
+                Code::ALREADY_EXISTS,
+                format!("container {} already exists", req.id),
+            ));
         }
         let bundle = PathBuf::from(&req.bundle);
         crate::log::debug(&format!("create {} in {}", req.id, req.bundle));
@@ -309,27 +328,50 @@ impl Service {
         r
     }
 
-    fn create_container(&self, req: &CreateTaskRequest, bundle: &Path, runtime: Runtime, mounted: bool) -> R<u32> {
-        let (mut io, stdio) = ProcIo::prepare(&req.stdin, &req.stdout, &req.stderr, req.terminal, &req.id, &self.namespace)
-            .map_err(internal)?;
+    fn create_container(
+        &self,
+        req: &CreateTaskRequest,
+        bundle: &Path,
+        runtime: Runtime,
+        mounted: bool,
+    ) -> R<u32> {
+        let (mut io, stdio) = ProcIo::prepare(
+            &req.stdin,
+            &req.stdout,
+            &req.stderr,
+            req.terminal,
+            &req.id,
+            &self.namespace,
+        )
+        .map_err(internal)?;
         let console = if req.terminal {
             Some(ConsoleSocket::new().map_err(internal)?)
         } else {
             None
         };
         let pid_file = bundle.join("init.pid");
-        let mut args = vec!["create", "--bundle", path_str(bundle)?, "--pid-file", path_str(&pid_file)?];
+        let mut args = vec![
+            "create",
+            "--bundle",
+            path_str(bundle)?,
+            "--pid-file",
+            path_str(&pid_file)?,
+        ];
         if let Some(c) = &console {
             args.extend(["--console-socket", path_str(&c.path)?]);
         }
         args.push(&req.id);
-        let mut running = runtime.spawn(&self.exits, &args, stdio, None).map_err(internal)?;
+        let mut running = runtime
+            .spawn(&self.exits, &args, stdio, None)
+            .map_err(internal)?;
         if let Some(c) = &console {
             match c.receive(&mut running) {
                 Ok(m) => io.attach_console(m).map_err(internal)?,
                 Err(e) => {
                     let (r, _) = running.finish_sub();
-                    return Err(internal(r.err().unwrap_or(e).context("OCI runtime create failed")));
+                    return Err(internal(
+                        r.err().unwrap_or(e).context("OCI runtime create failed"),
+                    ));
                 }
             }
         }
@@ -385,13 +427,18 @@ impl Service {
     fn do_start(&self, req: &StartRequest) -> R<u32> {
         let (runtime, bundle, exec) = {
             let mut g = self.lock();
-            let c = g.get_mut(&req.id).ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+            let c = g
+                .get_mut(&req.id)
+                .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
             let (runtime, bundle) = (c.runtime.clone(), c.bundle.clone());
             let p = c
                 .process_mut(&req.exec_id)
                 .ok_or_else(|| not_found(format!("process {} not found", req.exec_id)))?;
             if p.state != State::Created || p.starting {
-                return Err(precondition(format!("process {} is not in the created state", req.exec_id)));
+                return Err(precondition(format!(
+                    "process {} is not in the created state",
+                    req.exec_id
+                )));
             }
             p.starting = true;
             let exec = (!req.exec_id.is_empty()).then(|| {
@@ -430,7 +477,9 @@ impl Service {
     fn start_init(&self, id: &str, runtime: &Runtime) -> R<u32> {
         let r = runtime.start(&self.exits, id);
         let mut g = self.lock();
-        let c = g.get_mut(id).ok_or_else(|| not_found(format!("container {id} was deleted")))?;
+        let c = g
+            .get_mut(id)
+            .ok_or_else(|| not_found(format!("container {id} was deleted")))?;
         r.map_err(|e| internal(e.context("OCI runtime start failed")))?;
         c.init.starting = false;
         if c.init.exit.is_none() {
@@ -462,12 +511,26 @@ impl Service {
             .with_context(|| format!("writing {}", spec_file.display()))
             .map_err(internal)?;
         let result = (|| -> Result<(i32, ProcIo, Option<Exit>)> {
-            let (mut io, stdio) = ProcIo::prepare(&stdin, &stdout, &stderr, terminal, id, &self.namespace)?;
-            let console = if terminal { Some(ConsoleSocket::new()?) } else { None };
+            let (mut io, stdio) =
+                ProcIo::prepare(&stdin, &stdout, &stderr, terminal, id, &self.namespace)?;
+            let console = if terminal {
+                Some(ConsoleSocket::new()?)
+            } else {
+                None
+            };
             let spec_s = spec_file.to_string_lossy().into_owned();
             let pid_s = pid_file.to_string_lossy().into_owned();
-            let mut args = vec!["exec", "--process", spec_s.as_str(), "--detach", "--pid-file", pid_s.as_str()];
-            let sock_s = console.as_ref().map(|c| c.path.to_string_lossy().into_owned());
+            let mut args = vec![
+                "exec",
+                "--process",
+                spec_s.as_str(),
+                "--detach",
+                "--pid-file",
+                pid_s.as_str(),
+            ];
+            let sock_s = console
+                .as_ref()
+                .map(|c| c.path.to_string_lossy().into_owned());
             if let Some(s) = &sock_s {
                 args.extend(["--console-socket", s.as_str()]);
             }
@@ -489,9 +552,12 @@ impl Service {
         })();
         let _ = std::fs::remove_file(&spec_file);
         let _ = std::fs::remove_file(&pid_file);
-        let (pid, io, early) = result.map_err(|e| internal(e.context("OCI runtime exec failed")))?;
+        let (pid, io, early) =
+            result.map_err(|e| internal(e.context("OCI runtime exec failed")))?;
         let mut g = self.lock();
-        let c = g.get_mut(id).ok_or_else(|| not_found(format!("container {id} was deleted")))?;
+        let c = g
+            .get_mut(id)
+            .ok_or_else(|| not_found(format!("container {id} was deleted")))?;
         let x = c
             .execs
             .get_mut(exec_id)
@@ -523,13 +589,18 @@ impl Service {
     fn do_delete(&self, req: &DeleteRequest) -> R<DeleteResponse> {
         if !req.exec_id.is_empty() {
             let mut g = self.lock();
-            let c = g.get_mut(&req.id).ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+            let c = g
+                .get_mut(&req.id)
+                .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
             let x = c
                 .execs
                 .get(&req.exec_id)
                 .ok_or_else(|| not_found(format!("process {} not found", req.exec_id)))?;
             if x.running() {
-                return Err(precondition(format!("cannot delete running process {}", req.exec_id)));
+                return Err(precondition(format!(
+                    "cannot delete running process {}",
+                    req.exec_id
+                )));
             }
             let x = c.execs.remove(&req.exec_id).expect("looked up above");
             return Ok(DeleteResponse {
@@ -541,11 +612,25 @@ impl Service {
         }
         let (runtime, state, bundle, mounted) = {
             let g = self.lock();
-            let c = g.get(&req.id).ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
-            if c.init.starting || (c.init.state == State::Running && c.init.exit.is_none() && c.init_exit_held.is_none()) {
-                return Err(precondition(format!("cannot delete running task {}", req.id)));
+            let c = g
+                .get(&req.id)
+                .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+            if c.init.starting
+                || (c.init.state == State::Running
+                    && c.init.exit.is_none()
+                    && c.init_exit_held.is_none())
+            {
+                return Err(precondition(format!(
+                    "cannot delete running task {}",
+                    req.id
+                )));
             }
-            (c.runtime.clone(), c.init.state, c.bundle.clone(), c.rootfs_mounted)
+            (
+                c.runtime.clone(),
+                c.init.state,
+                c.bundle.clone(),
+                c.rootfs_mounted,
+            )
         };
         if let Err(e) = runtime.delete(&self.exits, &req.id, state != State::Stopped) {
             let s = format!("{e:#}");
@@ -557,19 +642,28 @@ impl Service {
             // The forced delete killed the waiting init: give its exit a moment to arrive.
             let deadline = Instant::now() + Duration::from_secs(2);
             let mut g = self.lock();
-            while g.get(&req.id).is_some_and(|c| c.init.exit.is_none() && c.init.pid > 0) {
+            while g
+                .get(&req.id)
+                .is_some_and(|c| c.init.exit.is_none() && c.init.pid > 0)
+            {
                 let now = Instant::now();
                 if now >= deadline {
                     break;
                 }
-                g = self.cv.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+                g = self
+                    .cv
+                    .wait_timeout(g, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
         }
         if mounted {
             mount::unmount_all(&bundle.join("rootfs"));
         }
         let mut g = self.lock();
-        let c = g.remove(&req.id).ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+        let c = g
+            .remove(&req.id)
+            .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
         drop(g);
         if let Some(k) = c.oom_key {
             self.oom.remove(k);
@@ -598,7 +692,9 @@ impl Service {
     fn do_kill(&self, req: &KillRequest) -> R<()> {
         let runtime = {
             let g = self.lock();
-            let c = g.get(&req.id).ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+            let c = g
+                .get(&req.id)
+                .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
             if !req.exec_id.is_empty() {
                 let x = c
                     .execs
@@ -608,10 +704,17 @@ impl Service {
                     return Err(not_found("process already finished"));
                 }
                 if x.pid <= 0 {
-                    return Err(precondition(format!("process {} is not started", req.exec_id)));
+                    return Err(precondition(format!(
+                        "process {} is not started",
+                        req.exec_id
+                    )));
                 }
-                let sig = nix::sys::signal::Signal::try_from(req.signal as i32)
-                    .map_err(|_| status(Code::INVALID_ARGUMENT, format!("invalid signal {}", req.signal)))?;
+                let sig = nix::sys::signal::Signal::try_from(req.signal as i32).map_err(|_| {
+                    status(
+                        Code::INVALID_ARGUMENT,
+                        format!("invalid signal {}", req.signal),
+                    )
+                })?;
                 return match nix::sys::signal::kill(nix::unistd::Pid::from_raw(x.pid), sig) {
                     Ok(()) => Ok(()),
                     Err(nix::errno::Errno::ESRCH) => Err(not_found("process already finished")),
@@ -629,18 +732,28 @@ impl Service {
     }
 
     fn do_exec(&self, req: &ExecProcessRequest) -> R<()> {
-        berth::state::validate_id(&req.exec_id).map_err(|e| status(Code::INVALID_ARGUMENT, format!("exec id: {e:#}")))?;
+        berth::state::validate_id(&req.exec_id)
+            .map_err(|e| status(Code::INVALID_ARGUMENT, format!("exec id: {e:#}")))?;
         let mut g = self.lock();
-        let c = g.get_mut(&req.id).ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+        let c = g
+            .get_mut(&req.id)
+            .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
         if c.execs.contains_key(&req.exec_id) {
-            return Err(status(Code::ALREADY_EXISTS, format!("exec {} already exists", req.exec_id)));
+            return Err(status(
+                Code::ALREADY_EXISTS,
+                format!("exec {} already exists", req.exec_id),
+            ));
         }
         if c.init.state == State::Stopped || c.init_exit_held.is_some() {
             return Err(precondition(format!("container {} is not running", req.id)));
         }
         let io = ProcIo::requested(&req.stdin, &req.stdout, &req.stderr, req.terminal);
         let mut x = Process::new(&req.exec_id, io);
-        x.spec = req.spec.as_ref().map(|a| a.value.clone()).unwrap_or_default();
+        x.spec = req
+            .spec
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
         c.execs.insert(req.exec_id.clone(), x);
         self.publish(Event::ExecAdded(ev::TaskExecAdded {
             container_id: req.id.clone(),
@@ -652,7 +765,9 @@ impl Service {
 
     fn do_state(&self, req: &StateRequest) -> R<StateResponse> {
         let g = self.lock();
-        let c = g.get(&req.id).ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+        let c = g
+            .get(&req.id)
+            .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
         let p = c
             .process(&req.exec_id)
             .ok_or_else(|| not_found(format!("process {} not found", req.exec_id)))?;
@@ -663,7 +778,11 @@ impl Service {
             p.task_status(c.paused && req.exec_id.is_empty())
         };
         Ok(StateResponse {
-            id: if req.exec_id.is_empty() { c.id.clone() } else { p.exec_id.clone() },
+            id: if req.exec_id.is_empty() {
+                c.id.clone()
+            } else {
+                p.exec_id.clone()
+            },
             bundle: c.bundle.display().to_string(),
             pid: p.pid.max(0) as u32,
             status: EnumOrUnknown::new(st),
@@ -681,7 +800,9 @@ impl Service {
     fn do_wait(&self, req: &WaitRequest) -> R<WaitResponse> {
         let mut g = self.lock();
         loop {
-            let c = g.get(&req.id).ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+            let c = g
+                .get(&req.id)
+                .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
             let p = c
                 .process(&req.exec_id)
                 .ok_or_else(|| not_found(format!("process {} not found", req.exec_id)))?;
@@ -702,7 +823,12 @@ impl Service {
         let g = self.lock();
         let execs: HashMap<i32, String> = g
             .get(&req.id)
-            .map(|c| c.execs.values().map(|x| (x.pid, x.exec_id.clone())).collect())
+            .map(|c| {
+                c.execs
+                    .values()
+                    .map(|x| (x.pid, x.exec_id.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         let processes = pids
             .into_iter()
@@ -733,7 +859,9 @@ impl Service {
 
     fn runtime_of(&self, id: &str) -> R<Runtime> {
         let g = self.lock();
-        let c = g.get(id).ok_or_else(|| not_found(format!("container {id} not found")))?;
+        let c = g
+            .get(id)
+            .ok_or_else(|| not_found(format!("container {id} not found")))?;
         Ok(c.runtime.clone())
     }
 
@@ -765,7 +893,9 @@ impl Service {
     fn do_stats(&self, req: &StatsRequest) -> R<StatsResponse> {
         let (cg, pid) = {
             let g = self.lock();
-            let c = g.get(&req.id).ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+            let c = g
+                .get(&req.id)
+                .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
             (c.cgroup.clone(), c.init.pid)
         };
         let cg = match cg {
@@ -829,7 +959,10 @@ impl containerd_shim_protos::Task for Service {
     }
 
     fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> R<Empty> {
-        Err(status(Code::UNIMPLEMENTED, "checkpoint is not supported by the berth shim"))
+        Err(status(
+            Code::UNIMPLEMENTED,
+            "checkpoint is not supported by the berth shim",
+        ))
     }
 
     fn kill(&self, _: &TtrpcContext, req: KillRequest) -> R<Empty> {
@@ -842,7 +975,9 @@ impl containerd_shim_protos::Task for Service {
 
     fn resize_pty(&self, _: &TtrpcContext, req: ResizePtyRequest) -> R<Empty> {
         let g = self.lock();
-        let c = g.get(&req.id).ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+        let c = g
+            .get(&req.id)
+            .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
         let p = c
             .process(&req.exec_id)
             .ok_or_else(|| not_found(format!("process {} not found", req.exec_id)))?;
@@ -852,7 +987,9 @@ impl containerd_shim_protos::Task for Service {
 
     fn close_io(&self, _: &TtrpcContext, req: CloseIORequest) -> R<Empty> {
         let g = self.lock();
-        let c = g.get(&req.id).ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+        let c = g
+            .get(&req.id)
+            .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
         let p = c
             .process(&req.exec_id)
             .ok_or_else(|| not_found(format!("process {} not found", req.exec_id)))?;
@@ -864,8 +1001,14 @@ impl containerd_shim_protos::Task for Service {
 
     fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> R<Empty> {
         let runtime = self.runtime_of(&req.id)?;
-        let res = req.resources.as_ref().map(|a| a.value.clone()).unwrap_or_default();
-        runtime.update(&self.exits, &req.id, &res).map_err(internal)?;
+        let res = req
+            .resources
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        runtime
+            .update(&self.exits, &req.id, &res)
+            .map_err(internal)?;
         Ok(Empty::new())
     }
 
@@ -879,7 +1022,10 @@ impl containerd_shim_protos::Task for Service {
 
     fn connect(&self, _: &TtrpcContext, req: ConnectRequest) -> R<ConnectResponse> {
         let g = self.lock();
-        let task_pid = g.get(&req.id).map(|c| c.init.pid.max(0) as u32).unwrap_or(0);
+        let task_pid = g
+            .get(&req.id)
+            .map(|c| c.init.pid.max(0) as u32)
+            .unwrap_or(0);
         Ok(ConnectResponse {
             shim_pid: std::process::id(),
             task_pid,
@@ -894,4 +1040,3 @@ impl containerd_shim_protos::Task for Service {
         Ok(Empty::new())
     }
 }
-

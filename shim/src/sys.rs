@@ -54,7 +54,11 @@ pub struct SpawnSpec<'a> {
 /// reported here rather than in a child.
 pub fn spawn(spec: &SpawnSpec<'_>) -> Result<i32> {
     let path = cstring(spec.path.as_os_str())?;
-    let argv: Vec<CString> = spec.argv.iter().map(|a| cstring(a)).collect::<Result<_>>()?;
+    let argv: Vec<CString> = spec
+        .argv
+        .iter()
+        .map(|a| cstring(a))
+        .collect::<Result<_>>()?;
     let env: Vec<CString> = spec
         .env
         .iter()
@@ -93,7 +97,11 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<i32> {
         }
         for std_fd in 0..3 {
             if !spec.fds.iter().any(|(_, d)| *d == std_fd) {
-                let flags = if std_fd == 0 { libc::O_RDONLY } else { libc::O_WRONLY };
+                let flags = if std_fd == 0 {
+                    libc::O_RDONLY
+                } else {
+                    libc::O_WRONLY
+                };
                 rc |= libc::posix_spawn_file_actions_addopen(
                     &mut fa,
                     std_fd,
@@ -103,7 +111,8 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<i32> {
                 );
             }
         }
-        let mut flags = (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short;
+        let mut flags =
+            (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short;
         if spec.setsid {
             flags |= libc::POSIX_SPAWN_SETSID as libc::c_short;
         }

@@ -118,12 +118,24 @@ fn pod_network_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
     );
 
     // Stats: CPU and memory of the container, from the shim's cgroup metrics.
-    let st = eventually("container stats with CPU and memory", Duration::from_secs(10), || {
-        let s = cri.container_stats(&id)?;
-        let cpu = s.cpu.as_ref().and_then(|c| c.usage_core_nano_seconds.as_ref()).map(|v| v.value);
-        let mem = s.memory.as_ref().and_then(|m| m.working_set_bytes.as_ref()).map(|v| v.value);
-        Ok(matches!((cpu, mem), (Some(c), Some(m)) if c > 0 && m > 0).then_some(s))
-    })?;
+    let st = eventually(
+        "container stats with CPU and memory",
+        Duration::from_secs(10),
+        || {
+            let s = cri.container_stats(&id)?;
+            let cpu = s
+                .cpu
+                .as_ref()
+                .and_then(|c| c.usage_core_nano_seconds.as_ref())
+                .map(|v| v.value);
+            let mem = s
+                .memory
+                .as_ref()
+                .and_then(|m| m.working_set_bytes.as_ref())
+                .map(|v| v.value);
+            Ok(matches!((cpu, mem), (Some(c), Some(m)) if c > 0 && m > 0).then_some(s))
+        },
+    )?;
     ensure!(
         st.attributes.as_ref().map(|a| a.id.as_str()) == Some(id.as_str()),
         "stats for the wrong container: {st:?}"

@@ -270,13 +270,19 @@ fn log_uri_file(c: &Containerd, _rt: &Runtime) -> Result<()> {
     wait_status(c, id, "STOPPED")?;
     // The shim's copy of the last bytes may trail the exit a little (the runc shim's does).
     let mut text = String::new();
-    eventually("both streams in the log file", Duration::from_secs(10), || {
-        text = std::fs::read_to_string(&path).unwrap_or_default();
-        Ok((text.contains("to-out-2") && text.contains("to-err-3")).then_some(()))
-    })
+    eventually(
+        "both streams in the log file",
+        Duration::from_secs(10),
+        || {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            Ok((text.contains("to-out-2") && text.contains("to-err-3")).then_some(()))
+        },
+    )
     .with_context(|| format!("log file {}: {text:?}", path.display()))?;
     c.ctr(CTR_NAMESPACE).args(["task", "delete", id]).ok()?;
-    c.ctr(CTR_NAMESPACE).args(["containers", "delete", id]).ok()?;
+    c.ctr(CTR_NAMESPACE)
+        .args(["containers", "delete", id])
+        .ok()?;
     Ok(())
 }
 
@@ -299,21 +305,31 @@ fn log_uri_binary(c: &Containerd, _rt: &Runtime) -> Result<()> {
     c.ctr_run(
         &["-d", "--log-uri", &uri],
         id,
-        &["sh", "-c", "echo bin-out-$((3+4)); echo bin-err-$((4+4)) >&2"],
+        &[
+            "sh",
+            "-c",
+            "echo bin-out-$((3+4)); echo bin-err-$((4+4)) >&2",
+        ],
     )
     .ok()?;
     wait_status(c, id, "STOPPED")?;
-    eventually("the logger to write both streams", Duration::from_secs(10), || {
-        let o = std::fs::read_to_string(dir.join("stdout")).unwrap_or_default();
-        let e = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
-        Ok((o.contains("bin-out-7") && e.contains("bin-err-8")).then_some(()))
-    })?;
+    eventually(
+        "the logger to write both streams",
+        Duration::from_secs(10),
+        || {
+            let o = std::fs::read_to_string(dir.join("stdout")).unwrap_or_default();
+            let e = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
+            Ok((o.contains("bin-out-7") && e.contains("bin-err-8")).then_some(()))
+        },
+    )?;
     let env = std::fs::read_to_string(dir.join("env"))?;
     ensure!(
         env.trim() == format!("{CTR_NAMESPACE}/{id}"),
         "logger environment: {env:?}"
     );
     c.ctr(CTR_NAMESPACE).args(["task", "delete", id]).ok()?;
-    c.ctr(CTR_NAMESPACE).args(["containers", "delete", id]).ok()?;
+    c.ctr(CTR_NAMESPACE)
+        .args(["containers", "delete", id])
+        .ok()?;
     Ok(())
 }

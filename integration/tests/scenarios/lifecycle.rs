@@ -72,14 +72,19 @@ pub fn trials(
 fn delete_reports(c: &Containerd, id: &str, code: u32) -> Result<()> {
     let out = c.ctr(CTR_NAMESPACE).args(["task", "delete", id]).run()?;
     if code == 0 {
-        ensure!(out.code == 0, "task delete of {id} (expected exit 0): {out}");
+        ensure!(
+            out.code == 0,
+            "task delete of {id} (expected exit 0): {out}"
+        );
     } else {
         ensure!(
             out.code == code as i32 || out.stderr.contains(&format!("exit code {code}")),
             "expected exit status {code} from `ctr task delete {id}`: {out}"
         );
     }
-    c.ctr(CTR_NAMESPACE).args(["containers", "delete", id]).ok()?;
+    c.ctr(CTR_NAMESPACE)
+        .args(["containers", "delete", id])
+        .ok()?;
     Ok(())
 }
 
@@ -87,7 +92,8 @@ fn delete_reports(c: &Containerd, id: &str, code: u32) -> Result<()> {
 /// back: the other container still runs and its later exit (137) is seen too. The early exit is there
 /// under 1.x; 2.x deletes that task as leaked (see below), and then nothing of it may be left.
 fn containerd_restart_keeps_exits(c: &Containerd, rt: &Runtime) -> Result<()> {
-    c.ctr_run(&["-d"], "early", &["sh", "-c", "sleep 2; exit 7"]).ok()?;
+    c.ctr_run(&["-d"], "early", &["sh", "-c", "sleep 2; exit 7"])
+        .ok()?;
     c.ctr_run(&["-d"], "late", &["sleep", "1000"]).ok()?;
     let early = wait_status(c, "early", "RUNNING")?;
     let late = wait_status(c, "late", "RUNNING")?;
@@ -97,7 +103,10 @@ fn containerd_restart_keeps_exits(c: &Containerd, rt: &Runtime) -> Result<()> {
         host::wait_dead(early, Duration::from_secs(15)),
         "container init {early} did not exit"
     );
-    ensure!(host::alive(late), "the other container died with containerd");
+    ensure!(
+        host::alive(late),
+        "the other container died with containerd"
+    );
     c.restart_as(&gen)?;
     if gen.config_version <= 2 {
         // 1.x asks the shim for the task's state: stopped, with its exit status.
@@ -108,21 +117,30 @@ fn containerd_restart_keeps_exits(c: &Containerd, rt: &Runtime) -> Result<()> {
         // 2.x treats a shim whose Pids list is empty at load time as leaked (containerd#6860) and
         // deletes its task ("cleaning leaked shim process"), with either shim: the exit status is
         // gone, and so must be the shim, the runtime's state and the cgroup.
-        eventually("2.x to drop the exited task", Duration::from_secs(15), || {
-            Ok(task(c, "early")?.is_none().then_some(()))
-        })?;
+        eventually(
+            "2.x to drop the exited task",
+            Duration::from_secs(15),
+            || Ok(task(c, "early")?.is_none().then_some(())),
+        )?;
         let root = c.runtime_root(CTR_NAMESPACE);
-        eventually("the runtime to forget early", Duration::from_secs(15), || {
-            Ok(rt.state(&root, "early").is_err().then_some(()))
-        })?;
+        eventually(
+            "the runtime to forget early",
+            Duration::from_secs(15),
+            || Ok(rt.state(&root, "early").is_err().then_some(())),
+        )?;
         ensure!(
             !host::cgroup_exists(&format!("/{}/early", c.name)),
             "early's cgroup left"
         );
-        c.ctr(CTR_NAMESPACE).args(["containers", "delete", "early"]).ok()?;
+        c.ctr(CTR_NAMESPACE)
+            .args(["containers", "delete", "early"])
+            .ok()?;
     }
     let pid = wait_status(c, "late", "RUNNING")?;
-    ensure!(pid == late, "late's pid changed across the restart: {late} -> {pid}");
+    ensure!(
+        pid == late,
+        "late's pid changed across the restart: {late} -> {pid}"
+    );
     c.ctr(CTR_NAMESPACE)
         .args(["task", "kill", "-s", "SIGKILL", "late"])
         .ok()?;
@@ -147,7 +165,10 @@ fn killed_shim_is_cleaned_up(c: &Containerd, rt: &Runtime) -> Result<()> {
                 .unwrap_or(false)
         })
         .collect();
-    ensure!(shims.len() == 1, "expected one {bin} for {id}, found {shims:?}");
+    ensure!(
+        shims.len() == 1,
+        "expected one {bin} for {id}, found {shims:?}"
+    );
     ensure!(host::kill_pid(shims[0]), "shim {} did not die", shims[0]);
     // containerd 1.6 and 2.x both drop the task after cleaning up a dead shim (its exit, 137, goes out as
     // an event); a stopped task that is still listed is fine too.
@@ -173,22 +194,29 @@ fn killed_shim_is_cleaned_up(c: &Containerd, rt: &Runtime) -> Result<()> {
             "task delete after a dead shim: {out}"
         );
     }
-    c.ctr(CTR_NAMESPACE).args(["containers", "delete", id]).ok()?;
+    c.ctr(CTR_NAMESPACE)
+        .args(["containers", "delete", id])
+        .ok()?;
     ensure!(task(c, id)?.is_none(), "task still listed");
     // containerd drops the task before its cleanup (the shim's `delete`) has finished.
     let root = c.runtime_root(CTR_NAMESPACE);
-    eventually("the runtime to forget the container", Duration::from_secs(15), || {
-        match rt.state(&root, id) {
+    eventually(
+        "the runtime to forget the container",
+        Duration::from_secs(15),
+        || match rt.state(&root, id) {
             Ok(st) => Err(anyhow::anyhow!("the runtime still knows {id}: {st}")),
             Err(_) => Ok(Some(())),
-        }
-    })?;
+        },
+    )?;
     ensure!(
         !host::cgroup_exists(&format!("/{}/{id}", c.name)),
         "container cgroup left"
     );
     let mounts = host::mounts_under(&c.layout.state);
-    ensure!(mounts.is_empty(), "mounts left under the state dir: {mounts:?}");
+    ensure!(
+        mounts.is_empty(),
+        "mounts left under the state dir: {mounts:?}"
+    );
     Ok(())
 }
 
@@ -216,7 +244,8 @@ pub fn upgrade_trials(rt: &std::result::Result<Runtime, String>) -> Vec<Trial> {
             );
             Trial::test(name, move || {
                 let rt = rt.map_err(Failed::from)?;
-                let c = own_containerd(&old, kind, &rt).map_err(|e| Failed::from(format!("{e:#}")))?;
+                let c =
+                    own_containerd(&old, kind, &rt).map_err(|e| Failed::from(format!("{e:#}")))?;
                 let r = upgrade(&c, &rt, &new)
                     .map_err(|e| Failed::from(format!("{e:#}\n{}", c.log_tail())));
                 drop(c);
@@ -236,14 +265,19 @@ fn upgrade(c: &Containerd, rt: &Runtime, new: &Generation) -> Result<()> {
         &["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"],
     )
     .ok()?;
-    c.ctr_run(&["-d"], "up2", &["sh", "-c", "sleep 4; exit 9"]).ok()?;
+    c.ctr_run(&["-d"], "up2", &["sh", "-c", "sleep 4; exit 9"])
+        .ok()?;
     let p1 = wait_status(c, "up1", "RUNNING")?;
     wait_status(c, "up2", "RUNNING")?;
     c.restart_as(new)?;
     let p1b = wait_status(c, "up1", "RUNNING").context("up1 after the upgrade")?;
     ensure!(p1 == p1b, "up1's pid changed: {p1} -> {p1b}");
     let out = c
-        .ctr_exec(&["--exec-id", "after-upgrade"], "up1", &["sh", "-c", "echo up-$((40+2)); exit 5"])
+        .ctr_exec(
+            &["--exec-id", "after-upgrade"],
+            "up1",
+            &["sh", "-c", "echo up-$((40+2)); exit 5"],
+        )
         .run()?;
     ensure!(
         out.code == 5 && out.stdout.contains("up-42"),
