@@ -10,32 +10,45 @@ RUNTIME ?= $(CURDIR)/target/debug/berth
 # A second containerd generation for the integration tests, when present.
 CONTAINERD_BIN_DIR ?= $(wildcard $(CURDIR)/../shared/bin/containerd-2.3.4)
 
-.PHONY: all deps build build-debug install demo test unit conformance conformance-runc integration bench lint clean
+.PHONY: all deps build build-runtime build-debug install demo test unit conformance conformance-runc integration bench lint clean
 
 all: build
 
 deps:
 	@./scripts/install-deps.sh
 
-build: deps
+# The release shim is linked statically (glibc, crt-static): no ld.so and shared libc mapped into a
+# process that stays resident beside every container. It is a --target build so that build scripts
+# and proc-macros stay dynamic; its binary lands in target/TRIPLE/release.
+HOST_TRIPLE = $(shell rustc -vV | sed -n 's/^host: //p')
+SHIM_RELEASE = target/$(HOST_TRIPLE)/release/containerd-shim-berth-v2
+
+# The runtime (berth) and the containerd shim (containerd-shim-berth-v2).
+build: build-runtime
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release -p berth-shim --target $(HOST_TRIPLE)
+
+build-runtime: deps
 	$(CARGO) build --release -p berth
 
 build-debug: deps
-	$(CARGO) build -p berth
+	$(CARGO) build -p berth -p berth-shim
 
+# containerd finds containerd-shim-berth-v2 on its PATH (runtime type io.containerd.berth.v2).
 install: build
 	install -D -m 0755 target/release/berth $(DESTDIR)$(PREFIX)/bin/berth
+	install -D -m 0755 $(SHIM_RELEASE) $(DESTDIR)$(PREFIX)/bin/containerd-shim-berth-v2
 
 # Set everything up and run a container from the built-in default bundle.
-demo: build
+demo: build-runtime
 	./scripts/demo.sh
 
 # Every test: unit tests, the conformance suite with berth and with runc, and the real managers
-# (containerd 1.6 and, when found, 2.3; CRI; podman; Docker) with berth and with runc as the runtime.
+# (containerd 1.6 and, when found, 2.3, each with the berth shim and the runc shim; CRI; podman;
+# Docker) with berth and with runc as the runtime.
 test: lint unit conformance conformance-runc integration
 
 unit: deps
-	$(CARGO) test -p berth
+	$(CARGO) test -p berth -p berth-shim
 
 conformance: build-debug
 	RUNTIME=$(RUNTIME) $(CARGO) test -p conformance
@@ -44,11 +57,13 @@ conformance-runc: build-debug
 	RUNTIME=runc $(CARGO) test -p conformance
 
 integration: build-debug
-	INTEG_RUNTIME=$(CURDIR)/target/debug/berth CONTAINERD_BIN_DIR=$(CONTAINERD_BIN_DIR) $(CARGO) test -p integration
-	INTEG_RUNTIME=runc CONTAINERD_BIN_DIR=$(CONTAINERD_BIN_DIR) $(CARGO) test -p integration
+	INTEG_RUNTIME=$(CURDIR)/target/debug/berth INTEG_BERTH_SHIM=$(CURDIR)/target/debug/containerd-shim-berth-v2 \
+		CONTAINERD_BIN_DIR=$(CONTAINERD_BIN_DIR) $(CARGO) test -p integration
+	INTEG_RUNTIME=runc INTEG_BERTH_SHIM=$(CURDIR)/target/debug/containerd-shim-berth-v2 \
+		CONTAINERD_BIN_DIR=$(CONTAINERD_BIN_DIR) $(CARGO) test -p integration
 
 bench: build
-	./bench/run.sh
+	INTEG_BERTH_SHIM=$(CURDIR)/$(SHIM_RELEASE) CONTAINERD_BIN_DIR=$(CONTAINERD_BIN_DIR) ./bench/run.sh
 
 lint: deps
 	$(CARGO) fmt --all -- --check

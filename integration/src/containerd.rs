@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::cmd::{wait_for, Cmd, Output};
 use crate::host;
 use crate::images::{self, BUSYBOX, PAUSE};
-use crate::runtime::ShimRuntime;
+use crate::runtime::{ShimKind, ShimRuntime};
 use crate::scratch::Scratch;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -128,13 +128,16 @@ impl Generation {
     /// PATH for the daemon: containerd resolves `io.containerd.X.v2` to containerd-shim-X-v2 on its own
     /// PATH, so a generation's bin dir goes first (Debian's 1.6 runc shim fails under 2.x).
     /// $INTEG_SHIM_DIR (where a containerd-shim-berth-v2 would be) goes before everything.
-    fn daemon_path(&self) -> String {
+    fn daemon_path(&self, shim_dir: Option<&Path>) -> String {
         let mut p = match &self.bin_dir {
             Some(d) => format!("{}:{DEFAULT_PATH}", d.display()),
             None => DEFAULT_PATH.to_string(),
         };
         if let Some(extra) = std::env::var_os("INTEG_SHIM_DIR") {
             p = format!("{}:{p}", Path::new(&extra).display());
+        }
+        if let Some(d) = shim_dir {
+            p = format!("{}:{p}", d.display());
         }
         p
     }
@@ -198,11 +201,20 @@ fn toml_str(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// The runtime handler table body (runtime_type and options) shared by both config formats.
-fn runtime_table(out: &mut String, prefix: &str, shim: &ShimRuntime) {
+/// The runtime handler table body (runtime_type and options) shared by both config formats. The runc
+/// shim gets runc's options keys; the berth shim gets `ConfigPath` (containerd 1.6's CRI only passes a
+/// path to non-runc runtime types) or, with `inline`, the same keys as runc's (containerd 1.7+ passes the
+/// whole table to the shim as `ConfigBody`).
+fn runtime_table(out: &mut String, prefix: &str, shim: &ShimRuntime, inline: bool) {
     let _ = writeln!(out, "[{prefix}.containerd.runtimes.{CRI_HANDLER}]");
     let _ = writeln!(out, "  runtime_type = {}", toml_str(&shim.runtime_type));
     let _ = writeln!(out, "[{prefix}.containerd.runtimes.{CRI_HANDLER}.options]");
+    if shim.kind == ShimKind::Berth && !inline {
+        if let Some(c) = &shim.config_path {
+            let _ = writeln!(out, "  ConfigPath = {}", q(c));
+        }
+        return;
+    }
     if let Some(b) = &shim.binary_name {
         let _ = writeln!(out, "  BinaryName = {}", q(b));
     }
@@ -263,7 +275,7 @@ pub fn render_config(
                     "[{p}.containerd]\n  snapshotter = \"overlayfs\"\n  default_runtime_name = {}",
                     toml_str(CRI_HANDLER)
                 );
-                runtime_table(&mut c, p, shim);
+                runtime_table(&mut c, p, shim, false);
             }
         }
         3 | 4 => {
@@ -323,7 +335,7 @@ pub fn render_config(
                     "[{p}.containerd]\n  default_runtime_name = {}",
                     toml_str(CRI_HANDLER)
                 );
-                runtime_table(&mut c, p, shim);
+                runtime_table(&mut c, p, shim, true);
                 let _ = writeln!(
                     c,
                     "[plugins.'io.containerd.grpc.v1.cri']\n  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\""
@@ -369,13 +381,15 @@ struct Inner {
 
 /// A running containerd with everything under its scratch area.
 pub struct Containerd {
-    pub gen: Generation,
+    gen: Mutex<Generation>,
     pub layout: Layout,
     pub shim: ShimRuntime,
     pub opts: Options,
     /// The scratch area's unique name (cgroup parent, CNI network name).
     pub name: String,
-    pub pid: i32,
+    pid: std::sync::atomic::AtomicI32,
+    /// Where containerd-shim-berth-v2 is linked for containerd's PATH (berth shim only).
+    shim_dir: Option<PathBuf>,
     inner: Mutex<Option<Inner>>,
 }
 
@@ -390,7 +404,7 @@ impl Containerd {
         let scratch = Scratch::new(&gen.label())?;
         let layout = Layout::new(scratch.path());
         let name = scratch.name();
-        let shim = shim(layout.runtime_root.clone());
+        let mut shim = shim(layout.runtime_root.clone());
         for d in [
             &layout.root,
             &layout.state,
@@ -401,9 +415,19 @@ impl Containerd {
         ] {
             fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
-        let config = render_config(gen, &layout, &opts, &shim)?;
-        fs::write(&layout.config, &config)
-            .with_context(|| format!("writing {}", layout.config.display()))?;
+        let mut shim_dir = None;
+        if shim.kind == ShimKind::Berth {
+            let conf = layout.dir.join("berth-shim.toml");
+            fs::write(&conf, shim.options_toml())
+                .with_context(|| format!("writing {}", conf.display()))?;
+            shim.config_path = Some(conf);
+            let bin = crate::runtime::berth_shim()?;
+            let dir = layout.dir.join("bin");
+            fs::create_dir_all(&dir)?;
+            std::os::unix::fs::symlink(&bin, dir.join(ShimKind::Berth.binary()))
+                .with_context(|| format!("linking {} into {}", bin.display(), dir.display()))?;
+            shim_dir = Some(dir);
+        }
         if opts.cri && opts.own_netns {
             fs::create_dir_all(&layout.cni_conf)?;
             fs::create_dir_all(&layout.cni_ipam)?;
@@ -412,9 +436,49 @@ impl Containerd {
                 render_cni(&layout, &name),
             )?;
         }
-        let log = fs::File::create(&layout.log)
-            .with_context(|| format!("creating {}", layout.log.display()))?;
-        let mut cmd = if opts.own_netns {
+        let me = Containerd {
+            gen: Mutex::new(gen.clone()),
+            layout,
+            shim,
+            opts,
+            name,
+            pid: std::sync::atomic::AtomicI32::new(0),
+            shim_dir,
+            inner: Mutex::new(Some(Inner {
+                scratch,
+                child: None,
+            })),
+        };
+        me.launch(gen)?;
+        me.import(CTR_NAMESPACE, &images::get()?.busybox)?;
+        if me.opts.cri {
+            me.import(CRI_NAMESPACE, &images::get()?.busybox)?;
+            me.import(CRI_NAMESPACE, &images::get()?.pause)?;
+        }
+        Ok(me)
+    }
+
+    /// The generation running now.
+    pub fn gen(&self) -> Generation {
+        self.gen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Writes the config for `gen` and starts that daemon on this instance's directories.
+    fn launch(&self, gen: &Generation) -> Result<()> {
+        let config = render_config(gen, &self.layout, &self.opts, &self.shim)?;
+        fs::write(&self.layout.config, &config)
+            .with_context(|| format!("writing {}", self.layout.config.display()))?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.layout.log)
+            .with_context(|| format!("opening {}", self.layout.log.display()))?;
+        let mut cmd = if self.opts.own_netns {
             // unshare execs its command in place (no --fork): the pid is containerd's.
             let mut c = Command::new("unshare");
             c.args([
@@ -429,8 +493,8 @@ impl Containerd {
         } else {
             Command::new(&gen.containerd)
         };
-        cmd.arg("--config").arg(&layout.config);
-        cmd.env("PATH", gen.daemon_path())
+        cmd.arg("--config").arg(&self.layout.config);
+        cmd.env("PATH", gen.daemon_path(self.shim_dir.as_deref()))
             .env_remove("CONTAINERD_ADDRESS")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -447,32 +511,56 @@ impl Containerd {
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", gen.containerd.display()))?;
-        let pid = child.id() as i32;
-        let me = Containerd {
-            gen: gen.clone(),
-            layout,
-            shim,
-            opts,
-            name,
-            pid,
-            inner: Mutex::new(Some(Inner {
-                scratch,
-                child: Some(child),
-            })),
-        };
+        self.pid
+            .store(child.id() as i32, std::sync::atomic::Ordering::SeqCst);
+        *self.gen.lock().unwrap_or_else(|e| e.into_inner()) = gen.clone();
+        if let Some(inner) = self.inner.lock().unwrap().as_mut() {
+            inner.child = Some(child);
+        }
         let t0 = std::time::Instant::now();
-        me.wait_ready().with_context(|| me.log_tail())?;
+        self.wait_ready().with_context(|| self.log_tail())?;
         eprintln!(
             "[integ] {}: socket answered after {:.2?}",
             gen.label(),
             t0.elapsed()
         );
-        me.import(CTR_NAMESPACE, &images::get()?.busybox)?;
-        if me.opts.cri {
-            me.import(CRI_NAMESPACE, &images::get()?.busybox)?;
-            me.import(CRI_NAMESPACE, &images::get()?.pause)?;
+        Ok(())
+    }
+
+    /// Stops the daemon (SIGTERM: its shims and containers keep running) and waits for it.
+    pub fn stop_daemon(&self) -> Result<()> {
+        let child = self
+            .inner
+            .lock()
+            .unwrap()
+            .as_mut()
+            .and_then(|i| i.child.take());
+        let Some(mut child) = child else {
+            return Ok(());
+        };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("containerd ignored SIGTERM for 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(me)
+    }
+
+    /// Stops the daemon and starts `gen` (the same one for a restart, another for an upgrade) on the
+    /// same root, state and sockets.
+    pub fn restart_as(&self, gen: &Generation) -> Result<()> {
+        self.stop_daemon()?;
+        self.launch(gen)
     }
 
     fn wait_ready(&self) -> Result<()> {
@@ -480,8 +568,8 @@ impl Containerd {
             "containerd to answer on its socket",
             Duration::from_secs(20),
             || {
-                if !host::alive(self.pid) {
-                    bail!("containerd (pid {}) exited", self.pid);
+                if !host::alive(self.pid()) {
+                    bail!("containerd (pid {}) exited", self.pid());
                 }
                 if !self.layout.socket.exists() {
                     return Ok(None);
@@ -509,7 +597,7 @@ impl Containerd {
 
     /// `ctr` of this generation, talking to this daemon in namespace `ns`.
     pub fn ctr(&self, ns: &str) -> Cmd {
-        Cmd::new(&self.gen.ctr)
+        Cmd::new(self.gen().ctr)
             .env(
                 "CONTAINERD_ADDRESS",
                 self.layout.socket.display().to_string(),
@@ -576,7 +664,7 @@ impl Containerd {
         }
         if let Some(mut child) = inner.child.take() {
             let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.pid),
+                nix::unistd::Pid::from_raw(self.pid()),
                 nix::sys::signal::Signal::SIGTERM,
             );
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -603,7 +691,7 @@ impl Containerd {
 impl Drop for Containerd {
     fn drop(&mut self) {
         for n in self.teardown() {
-            eprintln!("[integ teardown {}] {n}", self.gen.label());
+            eprintln!("[integ teardown {}] {n}", self.gen().label());
         }
     }
 }

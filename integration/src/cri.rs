@@ -222,6 +222,19 @@ impl Cri {
             .context("RemoveContainer")
     }
 
+    pub fn container_stats(&mut self, id: &str) -> Result<ContainerStats> {
+        let c = &mut self.runtime;
+        self.rt
+            .block_on(c.container_stats(ContainerStatsRequest {
+                container_id: id.into(),
+            }))
+            .map_err(status)
+            .context("ContainerStats")?
+            .into_inner()
+            .stats
+            .context("ContainerStats without stats")
+    }
+
     pub fn list_containers(&mut self, pod_id: &str) -> Result<Vec<Container>> {
         let c = &mut self.runtime;
         let filter = ContainerFilter {

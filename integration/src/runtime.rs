@@ -55,11 +55,62 @@ impl Runtime {
     }
 }
 
-/// How containerd runs containers: a shim runtime type and its options. Now the stock
-/// `io.containerd.runc.v2` shim with BinaryName = the runtime under test; later e.g.
-/// `io.containerd.berth.v2` with its own options.
+/// Which containerd shim runs the containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShimKind {
+    /// containerd's stock `io.containerd.runc.v2` (containerd-shim-runc-v2 of the generation under test).
+    Runc,
+    /// berth's `io.containerd.berth.v2` (containerd-shim-berth-v2 from this workspace).
+    Berth,
+}
+
+impl ShimKind {
+    /// The kinds to test: $INTEG_SHIMS (comma-separated `berth`, `runc`), default both.
+    pub fn selected() -> Vec<ShimKind> {
+        let s = std::env::var("INTEG_SHIMS").unwrap_or_else(|_| "berth,runc".to_string());
+        s.split(',')
+            .filter_map(|k| match k.trim() {
+                "berth" => Some(ShimKind::Berth),
+                "runc" => Some(ShimKind::Runc),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// "berth-shim" / "runc-shim": used in test names.
+    pub fn label(self) -> &'static str {
+        match self {
+            ShimKind::Runc => "runc-shim",
+            ShimKind::Berth => "berth-shim",
+        }
+    }
+
+    pub fn runtime_type(self) -> &'static str {
+        match self {
+            ShimKind::Runc => ShimRuntime::RUNC_V2,
+            ShimKind::Berth => ShimRuntime::BERTH_V2,
+        }
+    }
+
+    /// The shim's binary name (as containerd resolves the runtime type on its PATH).
+    pub fn binary(self) -> &'static str {
+        match self {
+            ShimKind::Runc => "containerd-shim-runc-v2",
+            ShimKind::Berth => "containerd-shim-berth-v2",
+        }
+    }
+}
+
+/// How containerd runs containers: a shim runtime type and its options (BinaryName = the runtime under
+/// test, Root, SystemdCgroup), passed the way containerd passes them to that kind of shim:
+/// - runc shim: ctr `--runc-binary/--runc-root`, CRI options table (containerd.runc.v1.Options);
+/// - berth shim: ctr `--runtime-config-path FILE` and CRI `ConfigPath = FILE` (runtimeoptions.v1.Options,
+///   what containerd sends any non-runc runtime type), FILE being a TOML with the same three keys; with
+///   containerd 2.x's CRI the keys are written inline in the options table instead (containerd sends the
+///   table as ConfigBody), so both routes are exercised.
 #[derive(Debug, Clone)]
 pub struct ShimRuntime {
+    pub kind: ShimKind,
     /// e.g. "io.containerd.runc.v2" ($INTEG_SHIM_RUNTIME_TYPE overrides).
     pub runtime_type: String,
     /// BinaryName option (the runc-compatible binary the shim runs), if any.
@@ -68,26 +119,61 @@ pub struct ShimRuntime {
     pub root: Option<PathBuf>,
     /// SystemdCgroup option.
     pub systemd_cgroup: bool,
+    /// Berth shim: the TOML options file (written by `Containerd::start`).
+    pub config_path: Option<PathBuf>,
 }
 
 impl ShimRuntime {
     pub const RUNC_V2: &'static str = "io.containerd.runc.v2";
+    pub const BERTH_V2: &'static str = "io.containerd.berth.v2";
 
-    /// The stock runc shim driving `rt`, with its state under `root`.
-    pub fn for_runtime(rt: &Runtime, root: PathBuf) -> ShimRuntime {
-        let runtime_type =
-            std::env::var("INTEG_SHIM_RUNTIME_TYPE").unwrap_or_else(|_| Self::RUNC_V2.to_string());
+    /// Shim `kind` driving `rt`, with its state under `root`.
+    pub fn new(kind: ShimKind, rt: &Runtime, root: PathBuf) -> ShimRuntime {
+        let runtime_type = match kind {
+            ShimKind::Runc => std::env::var("INTEG_SHIM_RUNTIME_TYPE")
+                .unwrap_or_else(|_| kind.runtime_type().to_string()),
+            ShimKind::Berth => kind.runtime_type().to_string(),
+        };
         ShimRuntime {
+            kind,
             runtime_type,
             binary_name: Some(rt.path.clone()),
             root: Some(root),
             systemd_cgroup: false,
+            config_path: None,
         }
+    }
+
+    /// The stock runc shim driving `rt`, with its state under `root`.
+    pub fn for_runtime(rt: &Runtime, root: PathBuf) -> ShimRuntime {
+        Self::new(ShimKind::Runc, rt, root)
     }
 
     /// Whether ctr's --runc-binary / --runc-root flags apply (they are runc-v2 shim options).
     pub fn is_runc_shim(&self) -> bool {
         self.runtime_type == Self::RUNC_V2
+    }
+
+    /// The options as TOML (the keys of runc's options table).
+    pub fn options_toml(&self) -> String {
+        let mut s = String::new();
+        let q = |p: &Path| {
+            format!(
+                "\"{}\"",
+                p.display()
+                    .to_string()
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+            )
+        };
+        if let Some(b) = &self.binary_name {
+            s.push_str(&format!("BinaryName = {}\n", q(b)));
+        }
+        if let Some(r) = &self.root {
+            s.push_str(&format!("Root = {}\n", q(r)));
+        }
+        s.push_str(&format!("SystemdCgroup = {}\n", self.systemd_cgroup));
+        s
     }
 
     /// Flags for `ctr run` selecting this runtime.
@@ -105,6 +191,9 @@ impl ShimRuntime {
             if self.systemd_cgroup {
                 v.push("--runc-systemd-cgroup".into());
             }
+        } else if let Some(c) = &self.config_path {
+            v.push("--runtime-config-path".into());
+            v.push(c.display().to_string());
         }
         v
     }
@@ -113,4 +202,61 @@ impl ShimRuntime {
     pub fn root_for_namespace(&self, ns: &str) -> Option<PathBuf> {
         self.root.as_ref().map(|r| r.join(ns))
     }
+}
+
+/// containerd-shim-berth-v2 of this workspace: $INTEG_BERTH_SHIM if set, else built now with the cargo
+/// that runs the tests, in the same target directory and profile as the test binary (a no-op when it
+/// is up to date; cargo does not hold its build lock while tests run).
+pub fn berth_shim() -> Result<PathBuf> {
+    static SHIM: std::sync::OnceLock<std::result::Result<PathBuf, String>> =
+        std::sync::OnceLock::new();
+    SHIM.get_or_init(|| build_berth_shim().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn build_berth_shim() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("INTEG_BERTH_SHIM") {
+        let p = PathBuf::from(p);
+        anyhow::ensure!(
+            p.is_file(),
+            "INTEG_BERTH_SHIM={} does not exist",
+            p.display()
+        );
+        return Ok(p);
+    }
+    // .../<target>/<profile>/deps/managers-HASH
+    let exe = std::env::current_exe().context("current_exe")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary outside a cargo target dir")?;
+    let target = profile_dir.parent().context("no target dir")?;
+    let profile = profile_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut c = Cmd::new(cargo)
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "berth-shim",
+            "--bin",
+            "containerd-shim-berth-v2",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target)
+        .timeout(std::time::Duration::from_secs(1200));
+    if profile == "release" {
+        c = c.arg("--release");
+    }
+    c.ok().context("building containerd-shim-berth-v2")?;
+    let bin = profile_dir.join("containerd-shim-berth-v2");
+    anyhow::ensure!(bin.is_file(), "{} was not built", bin.display());
+    Ok(bin)
 }

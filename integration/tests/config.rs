@@ -5,7 +5,7 @@
 use anyhow::{ensure, Result};
 use integration::cmd::Cmd;
 use integration::containerd::{render_config, Generation, Layout, Options, CRI_HANDLER};
-use integration::runtime::ShimRuntime;
+use integration::runtime::{ShimKind, ShimRuntime};
 use integration::scratch::Scratch;
 
 #[test]
@@ -16,13 +16,19 @@ fn every_generation_reads_the_generated_config() -> Result<()> {
         let g = g?;
         let area = Scratch::new("config-test")?;
         let l = Layout::new(area.path());
-        let shim = ShimRuntime {
-            runtime_type: "io.containerd.runc.v2".into(),
-            binary_name: Some("/opt/integ/bin/some-runtime".into()),
-            root: Some(l.runtime_root.clone()),
-            systemd_cgroup: false,
-        };
-        for cri in [true, false] {
+        for (kind, cri) in [
+            (ShimKind::Runc, true),
+            (ShimKind::Runc, false),
+            (ShimKind::Berth, true),
+        ] {
+            let shim = ShimRuntime {
+                kind,
+                runtime_type: kind.runtime_type().into(),
+                binary_name: Some("/opt/integ/bin/some-runtime".into()),
+                root: Some(l.runtime_root.clone()),
+                systemd_cgroup: false,
+                config_path: Some("/opt/integ/berth-shim.toml".into()),
+            };
             let text = render_config(
                 &g,
                 &l,
@@ -52,7 +58,21 @@ fn every_generation_reads_the_generated_config() -> Result<()> {
                 has(&l.root.display().to_string()) && has(&l.state.display().to_string()),
                 "{label}: root/state:\n{d}"
             );
+            // containerd 1.6 hands a non-runc runtime only a ConfigPath; 2.x the options table itself.
+            let via_path = kind == ShimKind::Berth && g.config_version == 2;
+            if cri && via_path {
+                ensure!(
+                    has("/opt/integ/berth-shim.toml"),
+                    "{label}: ConfigPath not read back:\n{d}"
+                );
+            }
             if cri {
+                ensure!(
+                    has(kind.runtime_type()),
+                    "{label}: runtime_type not read back:\n{d}"
+                );
+            }
+            if cri && !via_path {
                 ensure!(
                     has("/opt/integ/bin/some-runtime"),
                     "{label}: BinaryName not read back:\n{d}"

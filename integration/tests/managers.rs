@@ -12,7 +12,7 @@ use std::sync::Arc;
 use integration::containerd::{Containerd, Generation, Options};
 use integration::docker::Docker;
 use integration::podman::Podman;
-use integration::runtime::{Runtime, ShimRuntime};
+use integration::runtime::{Runtime, ShimKind, ShimRuntime};
 use integration::{host, images, scratch, Shared, Teardown};
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -68,31 +68,37 @@ fn main() -> ExitCode {
                     g.containerd.display(),
                     g.config_version
                 );
-                let rt2 = rt.clone();
-                let shared = Arc::new(Shared::new(label.clone(), move || {
-                    let rt = rt2.clone().map_err(anyhow::Error::msg)?;
-                    Containerd::start(
-                        &g,
-                        Options {
-                            cri: true,
-                            own_netns: true,
-                        },
-                        |root| ShimRuntime::for_runtime(&rt, root),
-                    )
-                }));
-                trials.extend(trials_for(
-                    &format!("{label}::ctr"),
-                    &shared,
-                    &rt,
-                    scenarios::ctr::LIST,
-                ));
-                trials.extend(trials_for(
-                    &format!("{label}::cri"),
-                    &shared,
-                    &rt,
-                    scenarios::cri::LIST,
-                ));
-                containerds.push(shared);
+                for kind in ShimKind::selected() {
+                    let rt2 = rt.clone();
+                    let g2 = g.clone();
+                    let prefix = format!("{label}::{}", kind.label());
+                    let shared = Arc::new(Shared::new(prefix.clone(), move || {
+                        let rt = rt2.clone().map_err(anyhow::Error::msg)?;
+                        Containerd::start(
+                            &g2,
+                            Options {
+                                cri: true,
+                                own_netns: true,
+                            },
+                            |root| ShimRuntime::new(kind, &rt, root),
+                        )
+                    }));
+                    trials.extend(trials_for(
+                        &format!("{prefix}::ctr"),
+                        &shared,
+                        &rt,
+                        scenarios::ctr::LIST,
+                    ));
+                    trials.extend(trials_for(
+                        &format!("{prefix}::cri"),
+                        &shared,
+                        &rt,
+                        scenarios::cri::LIST,
+                    ));
+                    containerds.push(shared);
+                    // Scenarios that stop or replace the daemon get a containerd of their own each.
+                    trials.extend(scenarios::lifecycle::trials(&prefix, &g, kind, &rt));
+                }
             }
             Err(e) => {
                 let msg = format!("{e:#}");
@@ -102,6 +108,7 @@ fn main() -> ExitCode {
             }
         }
     }
+    trials.extend(scenarios::lifecycle::upgrade_trials(&rt));
     if std::env::var_os("CONTAINERD_BIN_DIR").is_none() {
         // Said in the output rather than passed silently.
         trials.push(

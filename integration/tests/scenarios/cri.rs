@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use integration::containerd::{Containerd, CRI_HANDLER, CRI_NAMESPACE};
-use integration::cri::{self, ContainerState, Cri, PodSandboxState};
+use integration::cri::{self, ContainerState, Cri, LinuxContainerResources, PodSandboxState};
 use integration::host;
 use integration::images::BUSYBOX;
 use integration::runtime::Runtime;
@@ -18,6 +18,7 @@ type Scenario = fn(&Containerd, &Runtime) -> Result<()>;
 pub const LIST: &[(&str, Scenario)] = &[
     ("pod_network_lifecycle", pod_network_lifecycle),
     ("host_network_pod", host_network_pod),
+    ("oom_killed", oom_killed),
 ];
 
 const WORKLOAD: &str =
@@ -77,6 +78,67 @@ fn pod_network_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
         rt.status(&root, &id)
             .context("the runtime under test does not hold the container")?
             == "running"
+    );
+
+    // A second container in the same pod, served by the pod's shim.
+    let id2 = cri.create_container(
+        &pod,
+        // SIGTERM ignored (SIG_IGN, not a handler): StopContainer must escalate to SIGKILL.
+        cri::container_config(
+            "c2",
+            BUSYBOX,
+            &["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
+            "c2.log",
+        ),
+        pod_cfg.clone(),
+    )?;
+    cri.start_container(&id2)?;
+    ensure!(
+        cri.container_status(&id2)?.state == ContainerState::ContainerRunning as i32,
+        "second container not running"
+    );
+    ensure!(rt.status(&root, &id2)? == "running");
+    let shim_bin = c.shim.kind.binary();
+    let shims_of = |x: &str| -> Vec<i32> {
+        host::pids_mentioning(&format!("-id {x} "))
+            .into_iter()
+            .filter(|p| {
+                fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|b| String::from_utf8_lossy(&b).contains(shim_bin))
+                    .unwrap_or(false)
+            })
+            .collect()
+    };
+    ensure!(
+        shims_of(&pod).len() == 1 && shims_of(&id).is_empty() && shims_of(&id2).is_empty(),
+        "expected one {shim_bin} for the pod (sandbox {pod}): pod {:?}, c1 {:?}, c2 {:?}",
+        shims_of(&pod),
+        shims_of(&id),
+        shims_of(&id2)
+    );
+
+    // Stats: CPU and memory of the container, from the shim's cgroup metrics.
+    let st = eventually(
+        "container stats with CPU and memory",
+        Duration::from_secs(10),
+        || {
+            let s = cri.container_stats(&id)?;
+            let cpu = s
+                .cpu
+                .as_ref()
+                .and_then(|c| c.usage_core_nano_seconds.as_ref())
+                .map(|v| v.value);
+            let mem = s
+                .memory
+                .as_ref()
+                .and_then(|m| m.working_set_bytes.as_ref())
+                .map(|v| v.value);
+            Ok(matches!((cpu, mem), (Some(c), Some(m)) if c > 0 && m > 0).then_some(s))
+        },
+    )?;
+    ensure!(
+        st.attributes.as_ref().map(|a| a.id.as_str()) == Some(id.as_str()),
+        "stats for the wrong container: {st:?}"
     );
 
     // ExecSync: stdout, stderr, exit code.
@@ -160,6 +222,13 @@ fn pod_network_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
     );
 
     cri.remove_container(&id)?;
+    cri.stop_container(&id2, 2)?;
+    let s2 = cri.container_status(&id2)?;
+    ensure!(
+        s2.state == ContainerState::ContainerExited as i32 && s2.exit_code == 137,
+        "c2 ignores SIGTERM: expected a kill after the timeout (137): {s2:?}"
+    );
+    cri.remove_container(&id2)?;
     ensure!(
         cri.list_containers(&pod)?.is_empty(),
         "containers left in the pod after RemoveContainer"
@@ -212,7 +281,7 @@ fn host_network_pod(c: &Containerd, rt: &Runtime) -> Result<()> {
     cri.start_container(&id)?;
     ensure!(rt.status(&c.runtime_root(CRI_NAMESPACE), &id)? == "running");
 
-    let node_netns = fs::read_link(format!("/proc/{}/ns/net", c.pid))?
+    let node_netns = fs::read_link(format!("/proc/{}/ns/net", c.pid()))?
         .display()
         .to_string();
     let r = cri.exec_sync(&id, &["readlink", "/proc/self/ns/net"], 20)?;
@@ -231,6 +300,47 @@ fn host_network_pod(c: &Containerd, rt: &Runtime) -> Result<()> {
 
     cri.stop_container(&id, 20)?;
     ensure!(cri.container_status(&id)?.exit_code == 0);
+    cri.remove_container(&id)?;
+    cri.stop_pod_sandbox(&pod)?;
+    cri.remove_pod_sandbox(&pod)?;
+    Ok(())
+}
+
+/// A container over its memory limit is killed by the kernel and reported OOMKilled (the shim's
+/// TaskOOM event), exit code 137.
+fn oom_killed(c: &Containerd, _rt: &Runtime) -> Result<()> {
+    let mut cri = Cri::connect(&c.layout.socket)?;
+    let log_dir = c.layout.logs.join("oompod");
+    fs::create_dir_all(&log_dir)?;
+    let parent = format!("{}/oompods", c.cgroup_parent());
+    let pod_cfg = cri::pod_config("oompod", "uid-oompod", &log_dir, &parent, true);
+    let pod = cri.run_pod_sandbox(pod_cfg.clone(), CRI_HANDLER)?;
+    let mut cfg = cri::container_config(
+        "hog",
+        BUSYBOX,
+        // The string doubles until the 32 MiB limit is hit.
+        &["sh", "-c", "x=0123456789abcdef; while :; do x=$x$x; done"],
+        "hog.log",
+    );
+    if let Some(l) = cfg.linux.as_mut() {
+        l.resources = Some(LinuxContainerResources {
+            memory_limit_in_bytes: 32 << 20,
+            ..Default::default()
+        });
+    }
+    let id = cri.create_container(&pod, cfg, pod_cfg)?;
+    cri.start_container(&id)?;
+    let s = eventually("the hog to be OOM-killed", Duration::from_secs(60), || {
+        let s = cri.container_status(&id)?;
+        Ok((s.state == ContainerState::ContainerExited as i32).then_some(s))
+    })?;
+    ensure!(
+        s.reason == "OOMKilled" && s.exit_code == 137,
+        "expected reason OOMKilled, exit code 137: reason {:?}, exit code {}, message {:?}",
+        s.reason,
+        s.exit_code,
+        s.message
+    );
     cri.remove_container(&id)?;
     cri.stop_pod_sandbox(&pod)?;
     cri.remove_pod_sandbox(&pod)?;

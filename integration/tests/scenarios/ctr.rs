@@ -19,10 +19,12 @@ pub const LIST: &[(&str, Scenario)] = &[
         detached_lifecycle,
     ),
     ("kill_sigkill_exit_status", kill_sigkill_exit_status),
+    ("log_uri_file", log_uri_file),
+    ("log_uri_binary", log_uri_binary),
 ];
 
 /// (pid, STATUS) of task `id` from `ctr task ls`.
-fn task(c: &Containerd, id: &str) -> Result<Option<(i32, String)>> {
+pub fn task(c: &Containerd, id: &str) -> Result<Option<(i32, String)>> {
     let out = c.ctr(CTR_NAMESPACE).args(["task", "ls"]).ok()?;
     for l in out.stdout.lines().skip(1) {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -33,15 +35,25 @@ fn task(c: &Containerd, id: &str) -> Result<Option<(i32, String)>> {
     Ok(None)
 }
 
-fn wait_status(c: &Containerd, id: &str, want: &str) -> Result<i32> {
+pub fn wait_status(c: &Containerd, id: &str, want: &str) -> Result<i32> {
+    let mut last = None;
     eventually(
         &format!("task {id} to be {want}"),
         Duration::from_secs(15),
-        || Ok(task(c, id)?.and_then(|(pid, st)| (st == want).then_some(pid))),
+        || {
+            last = task(c, id)?;
+            Ok(last
+                .as_ref()
+                .and_then(|(pid, st)| (st == want).then_some(*pid)))
+        },
     )
+    .with_context(|| match &last {
+        Some((pid, st)) => format!("last seen: pid {pid}, {st}"),
+        None => "last seen: not listed".to_string(),
+    })
 }
 
-fn containers(c: &Containerd) -> Result<Vec<String>> {
+pub fn containers(c: &Containerd) -> Result<Vec<String>> {
     let out = c.ctr(CTR_NAMESPACE).args(["containers", "ls", "-q"]).ok()?;
     Ok(out
         .stdout
@@ -156,6 +168,23 @@ fn detached_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
         "task ps lists only {pids:?} (expected sh and sleep): {out}"
     );
 
+    // metrics: the shim reads the container's cgroup (v1 Metrics on hybrid hosts, v2 otherwise).
+    let out = c.ctr(CTR_NAMESPACE).args(["task", "metrics", id]).ok()?;
+    let mem_key = if super::cgroup_v1() {
+        "memory.usage_in_bytes"
+    } else {
+        "memory.usage"
+    };
+    let pids_current = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pids.current"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    ensure!(
+        out.stdout.contains(mem_key) && pids_current.is_some_and(|n| n >= 2),
+        "task metrics (want {mem_key} and pids.current >= 2): {out}"
+    );
+
     // pause / resume.
     c.ctr(CTR_NAMESPACE).args(["task", "pause", id]).ok()?;
     wait_status(c, id, "PAUSED")?;
@@ -221,6 +250,84 @@ fn kill_sigkill_exit_status(c: &Containerd, _rt: &Runtime) -> Result<()> {
         out.code == 137 || out.stderr.contains("exit code 137"),
         "expected exit status 137 from `ctr task delete` of a SIGKILLed task: {out}"
     );
+    c.ctr(CTR_NAMESPACE)
+        .args(["containers", "delete", id])
+        .ok()?;
+    Ok(())
+}
+
+/// `ctr run --log-uri file:///...`: stdout and stderr appended to the file by the shim.
+fn log_uri_file(c: &Containerd, _rt: &Runtime) -> Result<()> {
+    let id = "logfile";
+    let path = c.layout.logs.join("ctr-file.log");
+    let uri = format!("file://{}", path.display());
+    c.ctr_run(
+        &["-d", "--log-uri", &uri],
+        id,
+        &["sh", "-c", "echo to-out-$((1+1)); echo to-err-$((2+1)) >&2"],
+    )
+    .ok()?;
+    wait_status(c, id, "STOPPED")?;
+    // The shim's copy of the last bytes may trail the exit a little (the runc shim's does).
+    let mut text = String::new();
+    eventually(
+        "both streams in the log file",
+        Duration::from_secs(10),
+        || {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            Ok((text.contains("to-out-2") && text.contains("to-err-3")).then_some(()))
+        },
+    )
+    .with_context(|| format!("log file {}: {text:?}", path.display()))?;
+    c.ctr(CTR_NAMESPACE).args(["task", "delete", id]).ok()?;
+    c.ctr(CTR_NAMESPACE)
+        .args(["containers", "delete", id])
+        .ok()?;
+    Ok(())
+}
+
+/// `ctr run --log-uri binary:///logger?out=DIR`: the logging binary gets stdout and stderr as fds 3 and 4,
+/// signals ready by closing fd 5, sees CONTAINER_ID/CONTAINER_NAMESPACE, and its query as arguments.
+fn log_uri_binary(c: &Containerd, _rt: &Runtime) -> Result<()> {
+    let id = "logbin";
+    let dir = c.layout.logs.join("binlog");
+    std::fs::create_dir_all(&dir)?;
+    let logger = c.layout.dir.join("logger.sh");
+    std::fs::write(
+        &logger,
+        // fd 5 is closed before the readers start: a reader holding it would keep "ready" from arriving.
+        "#!/bin/sh\n# $1=out $2=DIR\necho \"$CONTAINER_NAMESPACE/$CONTAINER_ID\" > \"$2/env\"\n\
+         exec 5>&-\ncat <&3 > \"$2/stdout\" &\ncat <&4 > \"$2/stderr\" &\nwait\n",
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&logger, std::fs::Permissions::from_mode(0o755))?;
+    let uri = format!("binary://{}?out={}", logger.display(), dir.display());
+    c.ctr_run(
+        &["-d", "--log-uri", &uri],
+        id,
+        &[
+            "sh",
+            "-c",
+            "echo bin-out-$((3+4)); echo bin-err-$((4+4)) >&2",
+        ],
+    )
+    .ok()?;
+    wait_status(c, id, "STOPPED")?;
+    eventually(
+        "the logger to write both streams",
+        Duration::from_secs(10),
+        || {
+            let o = std::fs::read_to_string(dir.join("stdout")).unwrap_or_default();
+            let e = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
+            Ok((o.contains("bin-out-7") && e.contains("bin-err-8")).then_some(()))
+        },
+    )?;
+    let env = std::fs::read_to_string(dir.join("env"))?;
+    ensure!(
+        env.trim() == format!("{CTR_NAMESPACE}/{id}"),
+        "logger environment: {env:?}"
+    );
+    c.ctr(CTR_NAMESPACE).args(["task", "delete", id]).ok()?;
     c.ctr(CTR_NAMESPACE)
         .args(["containers", "delete", id])
         .ok()?;

@@ -3,6 +3,7 @@
 pub mod cri;
 pub mod ctr;
 pub mod docker;
+pub mod lifecycle;
 pub mod podman;
 
 use std::path::Path;
