@@ -42,6 +42,23 @@ fn status(code: Code, msg: impl Into<String>) -> ttrpc::Error {
 fn not_found(msg: impl Into<String>) -> ttrpc::Error {
     status(Code::NOT_FOUND, msg)
 }
+/// Container `id` of the shim's table, or NOT_FOUND.
+fn container<'a>(g: &'a HashMap<String, Container>, id: &str) -> R<&'a Container> {
+    g.get(id)
+        .ok_or_else(|| not_found(format!("container {id} not found")))
+}
+
+fn container_mut<'a>(g: &'a mut HashMap<String, Container>, id: &str) -> R<&'a mut Container> {
+    g.get_mut(id)
+        .ok_or_else(|| not_found(format!("container {id} not found")))
+}
+
+/// The init (empty `exec_id`) or an exec of `c`, or NOT_FOUND.
+fn process<'a>(c: &'a Container, exec_id: &str) -> R<&'a Process> {
+    c.process(exec_id)
+        .ok_or_else(|| not_found(format!("process {exec_id} not found")))
+}
+
 fn precondition(msg: impl Into<String>) -> ttrpc::Error {
     status(Code::FAILED_PRECONDITION, msg)
 }
@@ -427,9 +444,7 @@ impl Service {
     fn do_start(&self, req: &StartRequest) -> R<u32> {
         let (runtime, bundle, exec) = {
             let mut g = self.lock();
-            let c = g
-                .get_mut(&req.id)
-                .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+            let c = container_mut(&mut g, &req.id)?;
             let (runtime, bundle) = (c.runtime.clone(), c.bundle.clone());
             let p = c
                 .process_mut(&req.exec_id)
@@ -589,9 +604,7 @@ impl Service {
     fn do_delete(&self, req: &DeleteRequest) -> R<DeleteResponse> {
         if !req.exec_id.is_empty() {
             let mut g = self.lock();
-            let c = g
-                .get_mut(&req.id)
-                .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+            let c = container_mut(&mut g, &req.id)?;
             let x = c
                 .execs
                 .get(&req.exec_id)
@@ -612,9 +625,7 @@ impl Service {
         }
         let (runtime, state, bundle, mounted) = {
             let g = self.lock();
-            let c = g
-                .get(&req.id)
-                .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+            let c = container(&g, &req.id)?;
             if c.init.starting
                 || (c.init.state == State::Running
                     && c.init.exit.is_none()
@@ -692,9 +703,7 @@ impl Service {
     fn do_kill(&self, req: &KillRequest) -> R<()> {
         let runtime = {
             let g = self.lock();
-            let c = g
-                .get(&req.id)
-                .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+            let c = container(&g, &req.id)?;
             if !req.exec_id.is_empty() {
                 let x = c
                     .execs
@@ -735,9 +744,7 @@ impl Service {
         berth::state::validate_id(&req.exec_id)
             .map_err(|e| status(Code::INVALID_ARGUMENT, format!("exec id: {e:#}")))?;
         let mut g = self.lock();
-        let c = g
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+        let c = container_mut(&mut g, &req.id)?;
         if c.execs.contains_key(&req.exec_id) {
             return Err(status(
                 Code::ALREADY_EXISTS,
@@ -765,12 +772,8 @@ impl Service {
 
     fn do_state(&self, req: &StateRequest) -> R<StateResponse> {
         let g = self.lock();
-        let c = g
-            .get(&req.id)
-            .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
-        let p = c
-            .process(&req.exec_id)
-            .ok_or_else(|| not_found(format!("process {} not found", req.exec_id)))?;
+        let c = container(&g, &req.id)?;
+        let p = process(c, &req.exec_id)?;
         let st = if req.exec_id.is_empty() && c.init_exit_held.is_some() {
             // Reported stopped only once its execs are gone (their exits first).
             p.task_status(c.paused)
@@ -800,12 +803,8 @@ impl Service {
     fn do_wait(&self, req: &WaitRequest) -> R<WaitResponse> {
         let mut g = self.lock();
         loop {
-            let c = g
-                .get(&req.id)
-                .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
-            let p = c
-                .process(&req.exec_id)
-                .ok_or_else(|| not_found(format!("process {} not found", req.exec_id)))?;
+            let c = container(&g, &req.id)?;
+            let p = process(c, &req.exec_id)?;
             if let Some(e) = p.exit {
                 return Ok(WaitResponse {
                     exit_status: e.status,
@@ -859,9 +858,7 @@ impl Service {
 
     fn runtime_of(&self, id: &str) -> R<Runtime> {
         let g = self.lock();
-        let c = g
-            .get(id)
-            .ok_or_else(|| not_found(format!("container {id} not found")))?;
+        let c = container(&g, id)?;
         Ok(c.runtime.clone())
     }
 
@@ -893,9 +890,7 @@ impl Service {
     fn do_stats(&self, req: &StatsRequest) -> R<StatsResponse> {
         let (cg, pid) = {
             let g = self.lock();
-            let c = g
-                .get(&req.id)
-                .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
+            let c = container(&g, &req.id)?;
             (c.cgroup.clone(), c.init.pid)
         };
         let cg = match cg {
@@ -975,24 +970,16 @@ impl containerd_shim_protos::Task for Service {
 
     fn resize_pty(&self, _: &TtrpcContext, req: ResizePtyRequest) -> R<Empty> {
         let g = self.lock();
-        let c = g
-            .get(&req.id)
-            .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
-        let p = c
-            .process(&req.exec_id)
-            .ok_or_else(|| not_found(format!("process {} not found", req.exec_id)))?;
+        let c = container(&g, &req.id)?;
+        let p = process(c, &req.exec_id)?;
         p.io.resize(req.width, req.height).map_err(internal)?;
         Ok(Empty::new())
     }
 
     fn close_io(&self, _: &TtrpcContext, req: CloseIORequest) -> R<Empty> {
         let g = self.lock();
-        let c = g
-            .get(&req.id)
-            .ok_or_else(|| not_found(format!("container {} not found", req.id)))?;
-        let p = c
-            .process(&req.exec_id)
-            .ok_or_else(|| not_found(format!("process {} not found", req.exec_id)))?;
+        let c = container(&g, &req.id)?;
+        let p = process(c, &req.exec_id)?;
         if req.stdin {
             p.io.close_stdin();
         }
