@@ -9,7 +9,11 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(10);
 
 #[test]
-fn concurrent_creates_of_one_id_let_exactly_one_win() {
+fn berth_only_concurrent_creates_of_one_id_let_exactly_one_win() {
+    berth_only!(
+        "runc does not serialise concurrent creates of one id: with runc 1.1.5, 5 runs of 12 \
+         failed here: not exactly one of six creates succeeded, or `state` then printed no JSON"
+    );
     let mut b = bundle("race-create");
     b.args(&["sleep", "60"]);
     let id = b.new_id();
@@ -36,7 +40,11 @@ fn concurrent_creates_of_one_id_let_exactly_one_win() {
 }
 
 #[test]
-fn concurrent_starts_and_states_never_see_broken_state() {
+fn berth_only_concurrent_starts_and_states_never_see_broken_state() {
+    berth_only!(
+        "runc does not serialise concurrent starts of one container: with runc 1.1.5 here, 5 runs of 15 \
+         left the container stopped (pid 0) after the winning start, a losing start hanging for 60 s"
+    );
     let mut b = bundle("race-start");
     b.args(&["sleep", "60"]);
     let id = b.create_ok();
