@@ -198,6 +198,24 @@ impl Cri {
             .with_context(|| format!("ExecSync {cmd:?}"))
     }
 
+    pub fn update_container_resources(
+        &mut self,
+        id: &str,
+        linux: LinuxContainerResources,
+    ) -> Result<()> {
+        let c = &mut self.runtime;
+        let req = UpdateContainerResourcesRequest {
+            container_id: id.into(),
+            linux: Some(linux),
+            ..Default::default()
+        };
+        self.rt
+            .block_on(c.update_container_resources(req))
+            .map(drop)
+            .map_err(status)
+            .context("UpdateContainerResources")
+    }
+
     pub fn stop_container(&mut self, id: &str, timeout_s: i64) -> Result<()> {
         let c = &mut self.runtime;
         let req = StopContainerRequest {

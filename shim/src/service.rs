@@ -31,7 +31,7 @@ use crate::io::{ConsoleSocket, ProcIo};
 use crate::mount;
 use crate::options::RuntimeOptions;
 use crate::process::{Container, Process, State};
-use crate::reaper::{Exit, Exits};
+use crate::reaper::{Exit, Exits, Subscription};
 use crate::runtime::{read_pid_file, resolve, Runtime};
 
 type R<T> = ttrpc::Result<T>;
@@ -525,7 +525,7 @@ impl Service {
         std::fs::write(&spec_file, &spec)
             .with_context(|| format!("writing {}", spec_file.display()))
             .map_err(internal)?;
-        let result = (|| -> Result<(i32, ProcIo, Option<Exit>)> {
+        let result = (|| -> Result<(i32, ProcIo, Subscription<'_>)> {
             let (mut io, stdio) =
                 ProcIo::prepare(&stdin, &stdout, &stderr, terminal, id, &self.namespace)?;
             let console = if terminal {
@@ -563,13 +563,16 @@ impl Service {
             let (r, sub) = running.finish_sub();
             r?;
             let pid = read_pid_file(&pid_file)?;
-            Ok((pid, io, sub.take(pid)))
+            Ok((pid, io, sub))
         })();
         let _ = std::fs::remove_file(&spec_file);
         let _ = std::fs::remove_file(&pid_file);
-        let (pid, io, early) =
-            result.map_err(|e| internal(e.context("OCI runtime exec failed")))?;
+        let (pid, io, sub) = result.map_err(|e| internal(e.context("OCI runtime exec failed")))?;
+        // The subscription lives until the pid is in the table, and both happen under the table's
+        // lock, as `on_exit` does its lookup and record: the exit is either waiting in `sub` or
+        // delivered to the exec afterwards, never dropped in between.
         let mut g = self.lock();
+        let early = sub.take(pid);
         let c = g
             .get_mut(id)
             .ok_or_else(|| not_found(format!("container {id} was deleted")))?;

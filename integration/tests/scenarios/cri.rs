@@ -141,6 +141,31 @@ fn pod_network_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
         "stats for the wrong container: {st:?}"
     );
 
+    // UpdateContainerResources: the shim's Update (the runtime's `update`) changes the limit the
+    // container sees in its own cgroup.
+    cri.update_container_resources(
+        &id,
+        LinuxContainerResources {
+            memory_limit_in_bytes: 96 << 20,
+            ..Default::default()
+        },
+    )?;
+    let r = cri.exec_sync(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+        ],
+        10,
+    )?;
+    let seen = String::from_utf8_lossy(&r.stdout).trim().to_string();
+    ensure!(
+        seen == (96u64 << 20).to_string(),
+        "memory limit inside after UpdateContainerResources(96 MiB): {seen:?} (stderr {:?})",
+        String::from_utf8_lossy(&r.stderr)
+    );
+
     // ExecSync: stdout, stderr, exit code.
     let r = cri.exec_sync(
         &id,
