@@ -538,22 +538,10 @@ impl Containerd {
         let Some(mut child) = child else {
             return Ok(());
         };
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid()),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            if std::time::Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("containerd ignored SIGTERM for 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if !host::terminate_child(&mut child, Duration::from_secs(10)) {
+            bail!("containerd ignored SIGTERM for 10 s");
         }
+        Ok(())
     }
 
     /// Stops the daemon and starts `gen` (the same one for a restart, another for an upgrade) on the
@@ -663,24 +651,8 @@ impl Containerd {
             notes.push(format!("cgroup left: {}", d.display()));
         }
         if let Some(mut child) = inner.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.pid()),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if std::time::Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(10))
-                    }
-                    _ => {
-                        notes.push("containerd ignored SIGTERM for 10 s: SIGKILL".into());
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
+            if !host::terminate_child(&mut child, Duration::from_secs(10)) {
+                notes.push("containerd ignored SIGTERM for 10 s: SIGKILL".into());
             }
         }
         notes.extend(inner.scratch.teardown());

@@ -189,24 +189,8 @@ impl Docker {
         }
         if let Some(mut child) = inner.child.take() {
             // dockerd stops the containerd it started.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if std::time::Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
-                    _ => {
-                        notes.push("dockerd ignored SIGTERM for 20 s: SIGKILL".into());
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
+            if !host::terminate_child(&mut child, Duration::from_secs(20)) {
+                notes.push("dockerd ignored SIGTERM for 20 s: SIGKILL".into());
             }
         }
         notes.extend(inner.scratch.teardown());

@@ -47,6 +47,24 @@ pub fn stop_pid(pid: i32, grace: Duration) -> bool {
     wait_dead(pid, Duration::from_secs(5))
 }
 
+/// Stops a daemon we spawned: SIGTERM, up to `grace` for it to exit (reaped), else SIGKILL and reap.
+/// True if SIGTERM was enough.
+pub fn terminate_child(child: &mut std::process::Child, grace: Duration) -> bool {
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return true,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
+
 /// SIGKILL and wait (up to 5 s) until it is gone or a zombie.
 pub fn kill_pid(pid: i32) -> bool {
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
