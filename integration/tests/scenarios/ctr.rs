@@ -265,7 +265,7 @@ fn log_uri_file(c: &Containerd, _rt: &Runtime) -> Result<()> {
         &["-d", "--log-uri", &uri],
         id,
         // The pause before the exit: containerd 2.3.4's runc shim lost the stderr line now and then
-        // when both pipes reached EOF at once (1 run in ~8 here); both streams are still checked.
+        // when both pipes reached EOF at once (twice in ~10 runs here); both streams are still checked.
         &[
             "sh",
             "-c",
