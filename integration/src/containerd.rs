@@ -617,6 +617,37 @@ impl Containerd {
             .args(args)
     }
 
+    /// (pid, STATUS) of task `id` in the ctr namespace, from `ctr task ls`; None if not listed.
+    pub fn task(&self, id: &str) -> Result<Option<(i32, String)>> {
+        let out = self.ctr(CTR_NAMESPACE).args(["task", "ls"]).ok()?;
+        for l in out.stdout.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() >= 3 && f[0] == id {
+                return Ok(Some((f[1].parse().unwrap_or(0), f[2].to_string())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits (up to 15 s) until task `id` has STATUS `want`; its pid.
+    pub fn wait_task(&self, id: &str, want: &str) -> Result<i32> {
+        let mut last = None;
+        wait_for(
+            &format!("task {id} to be {want}"),
+            Duration::from_secs(15),
+            || {
+                last = self.task(id)?;
+                Ok(last
+                    .as_ref()
+                    .and_then(|(pid, st)| (st == want).then_some(*pid)))
+            },
+        )
+        .with_context(|| match &last {
+            Some((pid, st)) => format!("last seen: pid {pid}, {st}"),
+            None => "last seen: not listed".to_string(),
+        })
+    }
+
     /// `ctr task exec` with IO FIFOs in the scratch area (else ctr makes them in /run/containerd/fifo);
     /// `extra` goes before the container id (e.g. --exec-id X, -t).
     pub fn ctr_exec(&self, extra: &[&str], id: &str, args: &[&str]) -> Cmd {

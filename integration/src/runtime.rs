@@ -99,6 +99,19 @@ impl ShimKind {
             ShimKind::Berth => "containerd-shim-berth-v2",
         }
     }
+
+    /// Pids of this kind's shim daemons serving task (or shim group) `id`: `-id ID` on their command
+    /// line.
+    pub fn daemons_for(self, id: &str) -> Vec<i32> {
+        crate::host::pids_mentioning(&format!("-id {id} "))
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|b| String::from_utf8_lossy(&b).contains(self.binary()))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
 }
 
 /// How containerd runs containers: a shim runtime type and its options (BinaryName = the runtime under

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use integration::cmd::which;
 use integration::containerd::{Containerd, Generation, Options, CTR_NAMESPACE};
-use integration::host;
 use integration::runtime::{Runtime, ShimKind, ShimRuntime};
 
 const SANDBOX_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
@@ -56,29 +55,11 @@ fn mem_of(pid: i32) -> Result<Mem> {
 
 /// The one shim process serving task `id` (its daemon, named with `-id ID` on its command line).
 fn shim_of(kind: ShimKind, id: &str) -> Result<i32> {
-    let pids: Vec<i32> = host::pids_mentioning(&format!("-id {id} "))
-        .into_iter()
-        .filter(|p| {
-            fs::read(format!("/proc/{p}/cmdline"))
-                .map(|b| String::from_utf8_lossy(&b).contains(kind.binary()))
-                .unwrap_or(false)
-        })
-        .collect();
+    let pids = kind.daemons_for(id);
     match pids[..] {
         [p] => Ok(p),
         _ => bail!("expected one {} for {id}, found {pids:?}", kind.binary()),
     }
-}
-
-fn wait_running(c: &Containerd, id: &str) -> Result<()> {
-    integration::cmd::wait_for(&format!("{id} to run"), Duration::from_secs(20), || {
-        let out = c.ctr(CTR_NAMESPACE).args(["task", "ls"]).ok()?;
-        Ok(out
-            .stdout
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some(id) && l.contains("RUNNING"))
-            .then_some(()))
-    })
 }
 
 fn remove(c: &Containerd, id: &str) {
@@ -86,14 +67,7 @@ fn remove(c: &Containerd, id: &str) {
         .ctr(CTR_NAMESPACE)
         .args(["task", "kill", "-s", "SIGKILL", id])
         .run();
-    let _ = integration::cmd::wait_for("the task to stop", Duration::from_secs(10), || {
-        let out = c.ctr(CTR_NAMESPACE).args(["task", "ls"]).ok()?;
-        Ok((!out
-            .stdout
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some(id) && l.contains("RUNNING")))
-        .then_some(()))
-    });
+    let _ = c.wait_task(id, "STOPPED");
     let _ = c.ctr(CTR_NAMESPACE).args(["task", "delete", id]).run();
     let _ = c
         .ctr(CTR_NAMESPACE)
@@ -105,7 +79,7 @@ fn remove(c: &Containerd, id: &str) {
 fn memory(cfg: &Config) -> Result<(Mem, Mem)> {
     let c = &cfg.c;
     c.ctr_run(&["-d"], "one", &["sleep", "1000"]).ok()?;
-    wait_running(c, "one")?;
+    c.wait_task("one", "RUNNING")?;
     std::thread::sleep(Duration::from_millis(500));
     let one = mem_of(shim_of(cfg.kind, "one")?)?;
     remove(c, "one");
@@ -117,7 +91,7 @@ fn memory(cfg: &Config) -> Result<(Mem, Mem)> {
         let a = ann(pod);
         c.ctr_run(&["-d", "--annotation", &a], id, &["sleep", "1000"])
             .ok()?;
-        wait_running(c, id)?;
+        c.wait_task(id, "RUNNING")?;
     }
     std::thread::sleep(Duration::from_millis(500));
     let shim = shim_of(cfg.kind, pod)?;

@@ -99,16 +99,7 @@ fn pod_network_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
     );
     ensure!(rt.status(&root, &id2)? == "running");
     let shim_bin = c.shim.kind.binary();
-    let shims_of = |x: &str| -> Vec<i32> {
-        host::pids_mentioning(&format!("-id {x} "))
-            .into_iter()
-            .filter(|p| {
-                fs::read(format!("/proc/{p}/cmdline"))
-                    .map(|b| String::from_utf8_lossy(&b).contains(shim_bin))
-                    .unwrap_or(false)
-            })
-            .collect()
-    };
+    let shims_of = |x: &str| c.shim.kind.daemons_for(x);
     ensure!(
         shims_of(&pod).len() == 1 && shims_of(&id).is_empty() && shims_of(&id2).is_empty(),
         "expected one {shim_bin} for the pod (sandbox {pod}): pod {:?}, c1 {:?}, c2 {:?}",

@@ -23,36 +23,6 @@ pub const LIST: &[(&str, Scenario)] = &[
     ("log_uri_binary", log_uri_binary),
 ];
 
-/// (pid, STATUS) of task `id` from `ctr task ls`.
-pub fn task(c: &Containerd, id: &str) -> Result<Option<(i32, String)>> {
-    let out = c.ctr(CTR_NAMESPACE).args(["task", "ls"]).ok()?;
-    for l in out.stdout.lines().skip(1) {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() >= 3 && f[0] == id {
-            return Ok(Some((f[1].parse().unwrap_or(0), f[2].to_string())));
-        }
-    }
-    Ok(None)
-}
-
-pub fn wait_status(c: &Containerd, id: &str, want: &str) -> Result<i32> {
-    let mut last = None;
-    eventually(
-        &format!("task {id} to be {want}"),
-        Duration::from_secs(15),
-        || {
-            last = task(c, id)?;
-            Ok(last
-                .as_ref()
-                .and_then(|(pid, st)| (st == want).then_some(*pid)))
-        },
-    )
-    .with_context(|| match &last {
-        Some((pid, st)) => format!("last seen: pid {pid}, {st}"),
-        None => "last seen: not listed".to_string(),
-    })
-}
-
 pub fn containers(c: &Containerd) -> Result<Vec<String>> {
     let out = c.ctr(CTR_NAMESPACE).args(["containers", "ls", "-q"]).ok()?;
     Ok(out
@@ -118,7 +88,7 @@ fn detached_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
         ],
     )
     .ok()?;
-    let pid = wait_status(c, id, "RUNNING")?;
+    let pid = c.wait_task(id, "RUNNING")?;
     ensure!(pid > 0, "no pid for the running task");
     let st = rt
         .state(&root, id)
@@ -187,13 +157,13 @@ fn detached_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
 
     // pause / resume.
     c.ctr(CTR_NAMESPACE).args(["task", "pause", id]).ok()?;
-    wait_status(c, id, "PAUSED")?;
+    c.wait_task(id, "PAUSED")?;
     ensure!(
         rt.status(&root, id)? == "paused",
         "runtime does not say paused"
     );
     c.ctr(CTR_NAMESPACE).args(["task", "resume", id]).ok()?;
-    wait_status(c, id, "RUNNING")?;
+    c.wait_task(id, "RUNNING")?;
     ensure!(
         rt.status(&root, id)? == "running",
         "runtime does not say running after resume"
@@ -208,13 +178,13 @@ fn detached_lifecycle(c: &Containerd, rt: &Runtime) -> Result<()> {
 
     // kill (SIGTERM, trapped: exit 0), delete.
     c.ctr(CTR_NAMESPACE).args(["task", "kill", id]).ok()?;
-    wait_status(c, id, "STOPPED")?;
+    c.wait_task(id, "STOPPED")?;
     let out = c.ctr(CTR_NAMESPACE).args(["task", "delete", id]).run()?;
     ensure!(out.code == 0, "task delete of a task that exited 0: {out}");
     c.ctr(CTR_NAMESPACE)
         .args(["containers", "delete", id])
         .ok()?;
-    ensure!(task(c, id)?.is_none(), "task still listed after delete");
+    ensure!(c.task(id)?.is_none(), "task still listed after delete");
     ensure!(
         rt.state(&root, id).is_err(),
         "the runtime still knows {id} after delete"
@@ -239,11 +209,11 @@ fn kill_sigkill_exit_status(c: &Containerd, _rt: &Runtime) -> Result<()> {
         &["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
     )
     .ok()?;
-    wait_status(c, id, "RUNNING")?;
+    c.wait_task(id, "RUNNING")?;
     c.ctr(CTR_NAMESPACE)
         .args(["task", "kill", "-s", "SIGKILL", id])
         .ok()?;
-    wait_status(c, id, "STOPPED")?;
+    c.wait_task(id, "STOPPED")?;
     // ctr task delete reports the task's exit status (a warning in 1.6, not its own exit code).
     let out = c.ctr(CTR_NAMESPACE).args(["task", "delete", id]).run()?;
     ensure!(
@@ -273,7 +243,7 @@ fn log_uri_file(c: &Containerd, _rt: &Runtime) -> Result<()> {
         ],
     )
     .ok()?;
-    wait_status(c, id, "STOPPED")?;
+    c.wait_task(id, "STOPPED")?;
     // The shim's copy of the last bytes may trail the exit a little (the runc shim's does).
     let mut text = String::new();
     eventually(
@@ -318,7 +288,7 @@ fn log_uri_binary(c: &Containerd, _rt: &Runtime) -> Result<()> {
         ],
     )
     .ok()?;
-    wait_status(c, id, "STOPPED")?;
+    c.wait_task(id, "STOPPED")?;
     eventually(
         "the logger to write both streams",
         Duration::from_secs(10),

@@ -12,7 +12,7 @@ use integration::host;
 use integration::runtime::{Runtime, ShimKind, ShimRuntime};
 use libtest_mimic::{Failed, Trial};
 
-use super::ctr::{containers, task, wait_status};
+use super::ctr::containers;
 use super::eventually;
 
 fn own_containerd(gen: &Generation, kind: ShimKind, rt: &Runtime) -> Result<Containerd> {
@@ -95,8 +95,8 @@ fn containerd_restart_keeps_exits(c: &Containerd, rt: &Runtime) -> Result<()> {
     c.ctr_run(&["-d"], "early", &["sh", "-c", "sleep 2; exit 7"])
         .ok()?;
     c.ctr_run(&["-d"], "late", &["sleep", "1000"]).ok()?;
-    let early = wait_status(c, "early", "RUNNING")?;
-    let late = wait_status(c, "late", "RUNNING")?;
+    let early = c.wait_task("early", "RUNNING")?;
+    let late = c.wait_task("late", "RUNNING")?;
     let gen = c.gen();
     c.stop_daemon()?;
     ensure!(
@@ -110,7 +110,7 @@ fn containerd_restart_keeps_exits(c: &Containerd, rt: &Runtime) -> Result<()> {
     c.restart_as(&gen)?;
     if gen.config_version <= 2 {
         // 1.x asks the shim for the task's state: stopped, with its exit status.
-        wait_status(c, "early", "STOPPED")
+        c.wait_task("early", "STOPPED")
             .context("the exit that happened while containerd was down")?;
         delete_reports(c, "early", 7)?;
     } else {
@@ -120,7 +120,7 @@ fn containerd_restart_keeps_exits(c: &Containerd, rt: &Runtime) -> Result<()> {
         eventually(
             "2.x to drop the exited task",
             Duration::from_secs(15),
-            || Ok(task(c, "early")?.is_none().then_some(())),
+            || Ok(c.task("early")?.is_none().then_some(())),
         )?;
         let root = c.runtime_root(CTR_NAMESPACE);
         eventually(
@@ -136,7 +136,7 @@ fn containerd_restart_keeps_exits(c: &Containerd, rt: &Runtime) -> Result<()> {
             .args(["containers", "delete", "early"])
             .ok()?;
     }
-    let pid = wait_status(c, "late", "RUNNING")?;
+    let pid = c.wait_task("late", "RUNNING")?;
     ensure!(
         pid == late,
         "late's pid changed across the restart: {late} -> {pid}"
@@ -144,7 +144,7 @@ fn containerd_restart_keeps_exits(c: &Containerd, rt: &Runtime) -> Result<()> {
     c.ctr(CTR_NAMESPACE)
         .args(["task", "kill", "-s", "SIGKILL", "late"])
         .ok()?;
-    wait_status(c, "late", "STOPPED")?;
+    c.wait_task("late", "STOPPED")?;
     delete_reports(c, "late", 137)?;
     ensure!(containers(c)?.is_empty(), "containers left");
     Ok(())
@@ -155,16 +155,9 @@ fn containerd_restart_keeps_exits(c: &Containerd, rt: &Runtime) -> Result<()> {
 fn killed_shim_is_cleaned_up(c: &Containerd, rt: &Runtime) -> Result<()> {
     let id = "victim";
     c.ctr_run(&["-d"], id, &["sleep", "1000"]).ok()?;
-    let pid = wait_status(c, id, "RUNNING")?;
+    let pid = c.wait_task(id, "RUNNING")?;
     let bin = c.shim.kind.binary();
-    let shims: Vec<i32> = host::pids_mentioning(&format!("-id {id} "))
-        .into_iter()
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|b| String::from_utf8_lossy(&b).contains(bin))
-                .unwrap_or(false)
-        })
-        .collect();
+    let shims = c.shim.kind.daemons_for(id);
     ensure!(
         shims.len() == 1,
         "expected one {bin} for {id}, found {shims:?}"
@@ -176,7 +169,7 @@ fn killed_shim_is_cleaned_up(c: &Containerd, rt: &Runtime) -> Result<()> {
         "containerd to clean up after the dead shim",
         Duration::from_secs(15),
         || {
-            Ok(match task(c, id)? {
+            Ok(match c.task(id)? {
                 None => Some(false),
                 Some((_, st)) if st == "STOPPED" => Some(true),
                 Some(_) => None,
@@ -197,7 +190,7 @@ fn killed_shim_is_cleaned_up(c: &Containerd, rt: &Runtime) -> Result<()> {
     c.ctr(CTR_NAMESPACE)
         .args(["containers", "delete", id])
         .ok()?;
-    ensure!(task(c, id)?.is_none(), "task still listed");
+    ensure!(c.task(id)?.is_none(), "task still listed");
     // containerd drops the task before its cleanup (the shim's `delete`) has finished.
     let root = c.runtime_root(CTR_NAMESPACE);
     eventually(
@@ -267,10 +260,12 @@ fn upgrade(c: &Containerd, rt: &Runtime, new: &Generation) -> Result<()> {
     .ok()?;
     c.ctr_run(&["-d"], "up2", &["sh", "-c", "sleep 4; exit 9"])
         .ok()?;
-    let p1 = wait_status(c, "up1", "RUNNING")?;
-    wait_status(c, "up2", "RUNNING")?;
+    let p1 = c.wait_task("up1", "RUNNING")?;
+    c.wait_task("up2", "RUNNING")?;
     c.restart_as(new)?;
-    let p1b = wait_status(c, "up1", "RUNNING").context("up1 after the upgrade")?;
+    let p1b = c
+        .wait_task("up1", "RUNNING")
+        .context("up1 after the upgrade")?;
     ensure!(p1 == p1b, "up1's pid changed: {p1} -> {p1b}");
     let out = c
         .ctr_exec(
@@ -283,10 +278,11 @@ fn upgrade(c: &Containerd, rt: &Runtime, new: &Generation) -> Result<()> {
         out.code == 5 && out.stdout.contains("up-42"),
         "exec through the old shim under the new containerd: {out}"
     );
-    wait_status(c, "up2", "STOPPED").context("up2's exit under the new containerd")?;
+    c.wait_task("up2", "STOPPED")
+        .context("up2's exit under the new containerd")?;
     delete_reports(c, "up2", 9)?;
     c.ctr(CTR_NAMESPACE).args(["task", "kill", "up1"]).ok()?;
-    wait_status(c, "up1", "STOPPED")?;
+    c.wait_task("up1", "STOPPED")?;
     delete_reports(c, "up1", 0)?;
     ensure!(
         rt.state(&c.runtime_root(CTR_NAMESPACE), "up1").is_err(),
