@@ -1,5 +1,5 @@
 //! A container's cgroup, found from its init process (`/proc/PID/cgroup` against the cgroup mounts, as
-//! containerd's runc shim loads it): metrics in containerd's types (cgroups v1 `Metrics` on hosts with
+//! containerd's runc shim loads it, through the runtime's own host layout): metrics in containerd's types (cgroups v1 `Metrics` on hosts with
 //! v1 controllers, hybrid ones included; v2 `Metrics` on pure v2 hosts) and OOM notifications (v1:
 //! an eventfd registered on `memory.oom_control`; v2: inotify on `memory.events`, `oom_kill` rising).
 
@@ -28,67 +28,14 @@ pub struct Cgroup {
     pub v2: Option<PathBuf>,
 }
 
-/// (mount point, root within the hierarchy, controllers or empty for cgroup2).
-fn cgroup_mounts() -> Vec<(PathBuf, String, Vec<String>)> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut v = Vec::new();
-    for l in info.lines() {
-        let Some((pre, post)) = l.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        match post[0] {
-            "cgroup" => {
-                let ctrls = post[2]
-                    .split(',')
-                    .filter(|o| !["rw", "ro", "nosuid", "nodev", "noexec", "relatime"].contains(o))
-                    .map(String::from)
-                    .collect();
-                v.push((PathBuf::from(pre[4]), pre[3].to_string(), ctrls));
-            }
-            "cgroup2" => v.push((PathBuf::from(pre[4]), pre[3].to_string(), Vec::new())),
-            _ => {}
-        }
-    }
-    v
-}
-
-fn join_rel(mount: &Path, root: &str, path: &str) -> PathBuf {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    mount.join(rel.trim_start_matches('/'))
-}
-
 impl Cgroup {
     /// The cgroup of process `pid`.
     pub fn of_pid(pid: i32) -> Result<Cgroup> {
-        let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .with_context(|| format!("reading /proc/{pid}/cgroup"))?;
-        let mounts = cgroup_mounts();
-        let mut cg = Cgroup::default();
-        for l in text.lines() {
-            let mut it = l.splitn(3, ':');
-            let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
-                continue;
-            };
-            if ctrls.is_empty() {
-                if let Some((m, root, _)) = mounts.iter().find(|(_, _, c)| c.is_empty()) {
-                    cg.v2 = Some(join_rel(m, root, path));
-                }
-                continue;
-            }
-            for ctrl in ctrls.split(',') {
-                if let Some((m, root, _)) =
-                    mounts.iter().find(|(_, _, c)| c.iter().any(|x| x == ctrl))
-                {
-                    cg.v1.insert(ctrl.to_string(), join_rel(m, root, path));
-                }
-            }
-        }
-        Ok(cg)
+        let (v1, v2) = berth::cgroups::process_cgroup_dirs(pid)?;
+        Ok(Cgroup {
+            v1: v1.into_iter().collect(),
+            v2,
+        })
     }
 
     /// Whether metrics and OOM come from v1 (the host has a v1 memory controller).

@@ -173,6 +173,28 @@ impl HostLayout {
     }
 }
 
+/// The cgroup directories of process `pid` on this host: each v1 controller's directory, and the
+/// cgroup2 one (the unified hierarchy on hybrid hosts). How the shim finds a running container's
+/// cgroup from its init process.
+pub fn process_cgroup_dirs(pid: i32) -> Result<(BTreeMap<String, PathBuf>, Option<PathBuf>)> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("cannot read /proc/self/mountinfo")?;
+    let file = format!("/proc/{pid}/cgroup");
+    let cgroup = std::fs::read_to_string(&file).with_context(|| format!("cannot read {file}"))?;
+    let l = HostLayout::parse(&mountinfo, &cgroup)?;
+    let v1 =
+        l.v1.iter()
+            .filter(|(c, _)| l.own.contains_key(*c))
+            .map(|(c, m)| (c.clone(), m.mount_point.join(l.own_relative(c, m))))
+            .collect();
+    let v2 = l
+        .unified
+        .as_ref()
+        .filter(|_| l.own.contains_key(""))
+        .map(|m| m.mount_point.join(l.own_relative("", m)));
+    Ok((v1, v2))
+}
+
 struct MountinfoLine<'a> {
     root: PathBuf,
     mount_point: PathBuf,
@@ -250,6 +272,15 @@ pub(crate) fn clean(p: &Path, absolute: bool) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_process_cgroup_dirs_exist() {
+        let (v1, v2) = process_cgroup_dirs(std::process::id() as i32).unwrap();
+        assert!(!v1.is_empty() || v2.is_some());
+        for d in v1.values().chain(v2.iter()) {
+            assert!(d.is_dir(), "{} is not a directory", d.display());
+        }
+    }
 
     const HYBRID_MI: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

@@ -48,7 +48,7 @@ use oci_spec::runtime::{LinuxRdma, LinuxResources};
 use serde::{Deserialize, Serialize};
 
 pub use devices::default_rules as default_device_rules;
-pub use layout::Mode;
+pub use layout::{process_cgroup_dirs, Mode};
 pub use update::split_updatable;
 
 use layout::{clean, HostLayout, CGROUP_ROOT};
