@@ -32,11 +32,32 @@ pub(crate) fn manager(mount: &Path, dir: &Path) -> Result<libcgroups::v2::manage
 pub(crate) fn add(mount: &Path, dir: &Path, pid: i32) -> Result<()> {
     let manager = manager(mount, dir)?;
     // libcgroups checks `exists()` and then fails on EEXIST: two containers made at once
-    // under one new parent race there. Create the levels first, tolerating EEXIST.
-    fsutil::mkdir_below(mount, dir, |_, _| Ok(()))?;
+    // under one new parent race there. Create the levels first, tolerating EEXIST, and enable the
+    // controllers on the way down (libcgroups skips that for a directory that exists).
+    fsutil::mkdir_below(mount, dir, |parent, _| {
+        enable_controllers(parent);
+        Ok(())
+    })?;
     manager
         .add_task(nix::unistd::Pid::from_raw(pid))
         .with_context(|| format!("cannot add pid {pid} to cgroup {}", dir.display()))
+}
+
+/// Enable in `dir`'s cgroup.subtree_control every controller it has that is not enabled yet, one by
+/// one (best effort, as libcgroups and runc: a limit that needs a controller that could not be
+/// enabled fails when it is written, naming the file).
+fn enable_controllers(dir: &Path) {
+    let read = |f: &str| fsutil::read_opt(dir, f).ok().flatten().unwrap_or_default();
+    let (have, enabled) = (read("cgroup.controllers"), read("cgroup.subtree_control"));
+    let enabled: Vec<&str> = enabled.split_whitespace().collect();
+    for c in have.split_whitespace().filter(|c| !enabled.contains(c)) {
+        if let Err(e) = fsutil::write_raw(dir, "cgroup.subtree_control", &format!("+{c}")) {
+            crate::debug!(
+                "cannot enable {c} in {}/cgroup.subtree_control: {e}",
+                dir.display()
+            );
+        }
+    }
 }
 
 /// Controllers a cgroup at `dir` can have: those listed by its nearest existing ancestor
