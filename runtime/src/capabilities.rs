@@ -58,17 +58,43 @@ impl CapSets {
     }
 
     /// Set the other four sets (after the uid change). Capabilities this kernel does not know are skipped.
-    pub fn apply(&self) -> Result<()> {
+    /// `keep`: one more capability left effective and permitted, for a last privileged step before
+    /// execve (which computes the program's sets afresh, without it; see `process::exec`).
+    pub fn apply(&self, keep: Option<Capability>) -> Result<()> {
         let supported = caps::runtime::thread_all_supported();
         let known =
             |s: &CapsHashSet| -> CapsHashSet { s.intersection(&supported).copied().collect() };
+        let with_keep = |mut s: CapsHashSet| {
+            s.extend(keep);
+            s
+        };
+        // A set can only shrink: name what was asked for that berth itself does not hold.
+        let held =
+            caps::read(None, CapSet::Permitted).context("reading the permitted capabilities")?;
+        for (field, set) in [
+            ("effective", &self.effective),
+            ("permitted", &self.permitted),
+        ] {
+            let mut missing: Vec<String> = known(set)
+                .difference(&held)
+                .map(|c| c.to_string())
+                .collect();
+            if !missing.is_empty() {
+                missing.sort();
+                anyhow::bail!(
+                    "process.capabilities.{field}: {} not in the runtime's own permitted set, so the container cannot have {}",
+                    missing.join(", "),
+                    if missing.len() == 1 { "it" } else { "them" }
+                );
+            }
+        }
         // After every capset the effective set must stay within the permitted one: shrink effective first,
         // then inheritable (bounded by the old permitted set), then permitted.
-        caps::set(None, CapSet::Effective, &known(&self.effective))
+        caps::set(None, CapSet::Effective, &with_keep(known(&self.effective)))
             .context("setting the effective capabilities")?;
         caps::set(None, CapSet::Inheritable, &known(&self.inheritable))
             .context("setting the inheritable capabilities")?;
-        caps::set(None, CapSet::Permitted, &known(&self.permitted))
+        caps::set(None, CapSet::Permitted, &with_keep(known(&self.permitted)))
             .context("setting the permitted capabilities (they must include the effective ones)")?;
         caps::clear(None, CapSet::Ambient).ok();
         // As runc: an ambient capability the kernel refuses (it must be permitted and inheritable) is
@@ -80,6 +106,15 @@ impl CapSets {
         }
         Ok(())
     }
+}
+
+/// Make a permitted capability effective again (the uid change cleared the effective set).
+pub fn raise_effective(cap: Capability) -> Result<()> {
+    if caps::has_cap(None, CapSet::Permitted, cap).unwrap_or(false) {
+        caps::raise(None, CapSet::Effective, cap)
+            .with_context(|| format!("raising {cap} in the effective set"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

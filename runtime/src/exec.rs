@@ -27,7 +27,8 @@ pub struct ExecOptions {
     pub namespaces: Vec<Kind>,
     /// A connected socket that receives the terminal's master, when the process has a terminal.
     pub console_socket: Option<OwnedFd>,
-    pub preserve_fds: u32,
+    /// The caller's fds passed with `--preserve-fds`.
+    pub preserve_fds: Vec<std::os::fd::RawFd>,
 }
 
 /// A started exec process.
@@ -135,7 +136,7 @@ fn child_main(c: &Container, o: &ExecOptions, init: &OwnedFd, channel: Channel) 
             terminal::become_controlled(&slave)?;
         }
         let e = process::prepare(&o.process)?;
-        process::exec(&o.process, &e, o.seccomp.as_ref(), o.preserve_fds)
+        process::exec(&o.process, &e, o.seccomp.as_ref(), &o.preserve_fds)
     })();
     let Err(e) = result;
     let _ = channel.send(&Msg::Error(format!("{e:#}")));

@@ -29,7 +29,8 @@ pub struct InitArgs<'a> {
     pub exec_listener: UnixListener,
     /// A connected console socket, when the process has a terminal.
     pub console_socket: Option<OwnedFd>,
-    pub preserve_fds: u32,
+    /// The caller's fds that pass into the container (`--preserve-fds`, socket activation).
+    pub preserve_fds: Vec<std::os::fd::RawFd>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     /// Idmapped bind mounts made by the parent (their fds are inherited across the clone).
@@ -234,7 +235,7 @@ fn finish(args: &InitArgs, exec: &Exec, state_pid: i32) -> Result<std::convert::
         &plan.process,
         exec,
         plan.seccomp.as_ref(),
-        args.preserve_fds,
+        &args.preserve_fds,
     )
 }
 

@@ -82,6 +82,8 @@ pub fn create(mut o: CreateOptions) -> Result<Created> {
         plan.process.env.push("LISTEN_PID=1".to_owned());
         preserve_fds += n;
     }
+    // Only fds the caller really had pass, never berth's own that happen to sit in the range.
+    let preserve_fds = crate::process::passed_fds(preserve_fds);
     let cgroup = Cgroup::open(&plan.cgroup)?;
     if let Some(r) = &plan.resources {
         cgroup.check(r)?;
@@ -202,7 +204,7 @@ pub fn wait_exit(pidfd: &OwnedFd) {
 /// What the parent prepared for the init (fds it inherits across the clone).
 struct ForInit {
     console_socket: Option<OwnedFd>,
-    preserve_fds: u32,
+    preserve_fds: Vec<std::os::fd::RawFd>,
     idmapped: rootfs::IdmappedTrees,
 }
 

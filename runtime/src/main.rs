@@ -7,6 +7,16 @@ use berth::logging;
 fn main() {
     let cli = Cli::parse();
     let g = &cli.global;
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        // Before anything is opened: only these fds of the caller's may pass into a container.
+        if let Err(e) = berth::process::record_inherited_fds() {
+            eprintln!("berth: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
     if let Err(e) = logging::init(g.log.as_deref(), g.log_format, g.debug) {
         eprintln!(
             "berth: --log {}: {e}",

@@ -7,6 +7,7 @@
 //!   fds, signals, and execve. Credentials come last so nothing before needs the profile's permission.
 
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -249,10 +250,31 @@ impl ProcessPlan {
 }
 
 /// The execve arguments, resolved during `prepare`.
-pub struct Exec {
-    pub path: CString,
-    pub argv: Vec<CString>,
-    pub envp: Vec<CString>,
+pub type Exec = sys::ExecArgs;
+
+/// The fds (at and above 3) that berth's caller gave it, read before berth opened any of its own.
+static INHERITED_FDS: std::sync::OnceLock<Vec<RawFd>> = std::sync::OnceLock::new();
+
+/// Record the fds berth was started with. Call first thing, before anything opens a file: only these
+/// may pass into a container (`--preserve-fds`, socket activation), never berth's own.
+pub fn record_inherited_fds() -> Result<()> {
+    let fds = sys::open_fds().context("listing /proc/self/fd")?;
+    let _ = INHERITED_FDS.set(fds);
+    Ok(())
+}
+
+/// The fds `--preserve-fds count` passes: those of 3 .. 3+count that the caller really had open.
+pub fn passed_fds(count: u32) -> Vec<RawFd> {
+    let end = 3i64 + i64::from(count);
+    INHERITED_FDS
+        .get()
+        .map(|fds| {
+            fds.iter()
+                .copied()
+                .filter(|fd| i64::from(*fd) < end)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Set the process's limits, priorities and working directory, find its executable (in the container's
@@ -286,24 +308,40 @@ pub fn prepare(p: &ProcessPlan) -> Result<Exec> {
     std::fs::create_dir_all(&p.cwd)
         .and_then(|_| std::env::set_current_dir(&p.cwd))
         .with_context(|| format!("process.cwd {}: cannot change into it", p.cwd.display()))?;
+    check_cwd_inside_root(&p.cwd)?;
 
     let mut env = p.env.clone();
     if p.env_value("HOME").is_none() {
         env.push(format!("HOME={}", home_of(p.uid)));
     }
     let path = lookup(&p.args[0], p.env_value("PATH"))?;
-    Ok(Exec {
-        path: CString::new(path.as_os_str().as_bytes())?,
-        argv: p
-            .args
+    Ok(Exec::new(
+        CString::new(path.as_os_str().as_bytes())?,
+        p.args
             .iter()
             .map(|a| CString::new(a.as_str()))
             .collect::<Result<_, _>>()?,
-        envp: env
-            .into_iter()
+        env.into_iter()
             .map(CString::new)
             .collect::<Result<_, _>>()?,
-    })
+    ))
+}
+
+/// After chdir: the working directory must be inside the container's root. A cwd reached through a
+/// leaked fd (`/proc/self/fd/N` naming a directory of the host, CVE-2024-21626) is not: getcwd(2)
+/// then reports it as unreachable (glibc: ENOENT) or not below `/`.
+fn check_cwd_inside_root(cwd: &Path) -> Result<()> {
+    let refuse = |why: String| {
+        anyhow!(
+            "process.cwd {}: the working directory is outside the container's root ({why}); refusing to run there",
+            cwd.display()
+        )
+    };
+    match std::env::current_dir() {
+        Ok(dir) if dir.is_absolute() && !dir.as_os_str().as_bytes().starts_with(b"(") => Ok(()),
+        Ok(dir) => Err(refuse(format!("getcwd says {}", dir.display()))),
+        Err(e) => Err(refuse(format!("getcwd: {e}"))),
+    }
 }
 
 /// The home directory of `uid` from the container's /etc/passwd, or "/".
@@ -361,26 +399,35 @@ fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-/// Become the container's process: credentials, capabilities, no_new_privs, seccomp, and execve.
-/// `keep_fds`: fds 3..3+keep_fds are passed to the process, every other fd above 2 is closed on exec.
+/// Become the container's process: credentials, capabilities, no_new_privs, fds, signals, seccomp, and
+/// execve. `pass_fds` are passed to the program; every other fd above 2 is closed on exec.
+///
+/// Everything that can fail, and every system call, comes before the seccomp filter: once it is
+/// installed nothing runs but execve, so a profile need not allow anything else (profiles written
+/// before Linux 5.9 have no close_range, hand-written ones lack much more).
 pub fn exec(
     p: &ProcessPlan,
     e: &Exec,
     seccomp: Option<&SeccompProgram>,
-    keep_fds: u32,
+    pass_fds: &[RawFd],
 ) -> Result<std::convert::Infallible> {
+    let filter = seccomp.map(SeccompProgram::prepare).transpose()?;
     if let Some(c) = &p.capabilities {
         c.apply_bounding()?;
     }
-    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while still privileged.
-    if !p.no_new_privileges {
-        if let Some(s) = seccomp {
-            install_seccomp(s)?;
-        }
-    }
     set_user(p)?;
-    if let Some(c) = &p.capabilities {
-        c.apply()?;
+    // Without no_new_privs, installing the filter needs CAP_SYS_ADMIN: it stays effective (and
+    // permitted) until then. execve computes the program's capabilities afresh from the bounding,
+    // inheritable and ambient sets (and the file's), so it does not survive into the program.
+    let filter_needs_admin = filter.is_some() && !p.no_new_privileges;
+    let keep = filter_needs_admin.then_some(caps::Capability::CAP_SYS_ADMIN);
+    match &p.capabilities {
+        Some(c) => c.apply(keep)?,
+        None => {
+            if let Some(cap) = keep {
+                crate::capabilities::raise_effective(cap)?;
+            }
+        }
     }
     if p.no_new_privileges {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
@@ -389,31 +436,18 @@ pub fn exec(
     if let Some(cpus) = &p.cpu_affinity_final {
         set_affinity(0, cpus).context("process.execCPUAffinity.final")?;
     }
-    for fd in 3..3 + keep_fds as i32 {
-        let _ = nix::fcntl::fcntl(
-            fd,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-        );
+    sys::cloexec_from(3).context("close_range(3.., CLOSE_RANGE_CLOEXEC)")?;
+    for fd in pass_fds {
+        sys::clear_cloexec(*fd).with_context(|| format!("passing fd {fd}: fcntl(F_SETFD)"))?;
     }
-    sys::cloexec_from(3 + keep_fds).context("close_range")?;
     sys::reset_signals();
-    if p.no_new_privileges {
-        if let Some(s) = seccomp {
-            install_seccomp(s)?;
-        }
+    if let Some(f) = &filter {
+        f.install()
+            .context("linux.seccomp: installing the filter")?;
     }
-    let err = nix::unistd::execve(&e.path, &e.argv, &e.envp).unwrap_err();
-    let name = e.argv[0].to_string_lossy();
-    bail!(
-        "exec: {name:?}: {}",
-        io_text(&std::io::Error::from_raw_os_error(err as i32))
-    )
-}
-
-fn install_seccomp(s: &SeccompProgram) -> Result<()> {
-    s.install()
-        .context("linux.seccomp: installing the filter")?;
-    Ok(())
+    let err = sys::execve(e);
+    let name = e.argv()[0].to_string_lossy();
+    bail!("exec: {name:?}: {}", io_text(&err))
 }
 
 /// setgroups, setresgid, setresuid, keeping the permitted capabilities across the change.

@@ -62,6 +62,8 @@
 //! filters at once cannot be installed (reported as an error).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::RawFd;
+#[cfg(test)]
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::str::FromStr;
 
@@ -1147,16 +1149,8 @@ impl SeccompProgram {
         Ok(order)
     }
 
-    /// Install in the calling (single-threaded) process. Needs no_new_privs or CAP_SYS_ADMIN.
-    /// Returns the notify listener fd when the profile uses SCMP_ACT_NOTIFY (caller sends it to
-    /// listenerPath).
-    ///
-    /// Only `seccomp(2)` is called between the first and the last filter.
-    pub fn install(&self) -> Result<Option<OwnedFd>> {
-        if self.filters.is_empty() {
-            return Ok(None);
-        }
-        // Everything is prepared before the first filter is loaded.
+    /// Lay the filters out for `seccomp(2)` (allocating everything they need), for `Prepared::install`.
+    pub fn prepare(&self) -> Result<Prepared> {
         let programs: Vec<Vec<libc::sock_filter>> = self
             .filters
             .iter()
@@ -1172,16 +1166,21 @@ impl SeccompProgram {
                     .collect()
             })
             .collect();
+        let lens = programs
+            .iter()
+            .map(|p| u16::try_from(p.len()).context("BPF program too long"))
+            .collect::<Result<Vec<u16>>>()?;
+        let flags: Vec<libc::c_ulong> = self.filters.iter().map(|f| self.filter_flags(f)).collect();
+        // The install order is decided on the programs' final addresses (the Vecs' buffers do not
+        // move when `programs` moves into `Prepared`).
         let fprogs: Vec<libc::sock_fprog> = programs
             .iter()
-            .map(|p| {
-                Ok(libc::sock_fprog {
-                    len: u16::try_from(p.len()).context("BPF program too long")?,
-                    filter: p.as_ptr().cast_mut(),
-                })
+            .zip(&lens)
+            .map(|(p, &len)| libc::sock_fprog {
+                len,
+                filter: p.as_ptr().cast_mut(),
             })
-            .collect::<Result<_>>()?;
-        let flags: Vec<libc::c_ulong> = self.filters.iter().map(|f| self.filter_flags(f)).collect();
+            .collect();
         let calls: Vec<SeccompData> = fprogs
             .iter()
             .zip(&flags)
@@ -1200,10 +1199,40 @@ impl SeccompProgram {
             })
             .collect();
         let order = self.install_order(&calls)?;
+        let labels = self.filters.iter().map(|f| f.label.clone()).collect();
+        let notify = self.filters.iter().map(|f| f.notify).collect();
+        Ok(Prepared {
+            _programs: programs,
+            fprogs,
+            flags,
+            order,
+            labels,
+            notify,
+        })
+    }
+}
+
+/// Filters laid out for seccomp(2) by [`SeccompProgram::prepare`]: installing them makes no system
+/// call but seccomp(2) and allocates nothing, so only execve need follow.
+pub struct Prepared {
+    /// The BPF code that `fprogs` point into.
+    _programs: Vec<Vec<libc::sock_filter>>,
+    fprogs: Vec<libc::sock_fprog>,
+    flags: Vec<libc::c_ulong>,
+    order: Vec<usize>,
+    labels: Vec<String>,
+    notify: Vec<bool>,
+}
+
+impl Prepared {
+    /// Install in the calling (single-threaded) process. Needs no_new_privs or CAP_SYS_ADMIN.
+    /// Returns the notify listener's fd number when the profile uses SCMP_ACT_NOTIFY (close-on-exec).
+    ///
+    /// Only `seccomp(2)` is called, and nothing is allocated, unless a filter is refused.
+    pub fn install(&self) -> Result<Option<RawFd>> {
         let mut listener = None;
-        for (n, &i) in order.iter().enumerate() {
-            let ret = seccomp_set_mode_filter(flags[i], &fprogs[i]);
-            let ret = match ret {
+        for (n, &i) in self.order.iter().enumerate() {
+            let ret = match seccomp_set_mode_filter(self.flags[i], &self.fprogs[i]) {
                 Ok(r) => r,
                 Err(e) => {
                     let hint = if e.raw_os_error() == Some(libc::EACCES) {
@@ -1213,18 +1242,16 @@ impl SeccompProgram {
                     };
                     return Err(anyhow::Error::new(e).context(format!(
                         "seccomp(SECCOMP_SET_MODE_FILTER, {:#x}) for filter {} of {} ({}){hint}",
-                        flags[i],
+                        self.flags[i],
                         n + 1,
-                        order.len(),
-                        self.filters[i].label
+                        self.order.len(),
+                        self.labels[i]
                     )));
                 }
             };
-            if self.filters[i].notify {
-                let fd = i32::try_from(ret).context("seccomp listener fd out of range")?;
-                // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER a successful seccomp(2) returns
-                // a new file descriptor that nothing else owns.
-                listener = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+            if self.notify[i] {
+                // With SECCOMP_FILTER_FLAG_NEW_LISTENER seccomp(2) returns a new close-on-exec fd.
+                listener = Some(ret as RawFd);
             }
         }
         Ok(listener)
@@ -2393,8 +2420,9 @@ mod tests {
                 libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
             }
             before();
-            let code = match p.install() {
-                Ok(fd) => body(fd),
+            let code = match p.prepare().and_then(|f| f.install()) {
+                // SAFETY: install() returned a new listener fd that nothing else owns.
+                Ok(fd) => body(fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })),
                 Err(_) => INSTALL_FAILED,
             };
             // SAFETY: leaves the child without running the parent's atexit handlers.

@@ -197,6 +197,98 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// The fds at and above 3 that this process has open (from /proc/self/fd, without the directory's
+/// own fd).
+pub fn open_fds() -> io::Result<Vec<RawFd>> {
+    let mut dir = nix::dir::Dir::open(
+        "/proc/self/fd",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let own = dir.as_raw_fd();
+    let mut fds = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        if let Ok(fd) = name.parse::<RawFd>() {
+            if fd >= 3 && fd != own {
+                fds.push(fd);
+            }
+        }
+    }
+    fds.sort_unstable();
+    Ok(fds)
+}
+
+/// Clear close-on-exec on `fd`, so that it passes into the program execve starts.
+pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl(F_SETFD) takes an integer flag argument; on a closed fd it fails with EBADF.
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })?;
+    Ok(())
+}
+
+/// execve(2)'s arguments, laid out before the call: the pointer arrays are built (allocated) here,
+/// so that `execve` itself makes no system call but execve (none may run after a seccomp filter).
+pub struct ExecArgs {
+    path: std::ffi::CString,
+    argv: Vec<std::ffi::CString>,
+    envp: Vec<std::ffi::CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+impl ExecArgs {
+    pub fn new(
+        path: std::ffi::CString,
+        argv: Vec<std::ffi::CString>,
+        envp: Vec<std::ffi::CString>,
+    ) -> ExecArgs {
+        let ptrs = |v: &[std::ffi::CString]| {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        // The CStrings' heap buffers do not move when the Vecs holding them move.
+        let (argv_ptrs, envp_ptrs) = (ptrs(&argv), ptrs(&envp));
+        ExecArgs {
+            path,
+            argv,
+            envp,
+            argv_ptrs,
+            envp_ptrs,
+        }
+    }
+
+    pub fn path(&self) -> &CStr {
+        &self.path
+    }
+
+    pub fn argv(&self) -> &[std::ffi::CString] {
+        &self.argv
+    }
+
+    pub fn envp(&self) -> &[std::ffi::CString] {
+        &self.envp
+    }
+}
+
+/// execve(2) with arguments prepared in advance; returns only on failure, with the error.
+pub fn execve(args: &ExecArgs) -> io::Error {
+    // SAFETY: the path is a valid C string and both pointer arrays are null-terminated arrays of
+    // pointers into C strings owned by `args`, which outlives the call.
+    unsafe {
+        libc::execve(
+            args.path.as_ptr(),
+            args.argv_ptrs.as_ptr(),
+            args.envp_ptrs.as_ptr(),
+        )
+    };
+    io::Error::last_os_error()
+}
+
 /// Flags of open_tree(2), move_mount(2), fsopen(2) and friends (the new mount API).
 pub mod mount_api {
     pub const OPEN_TREE_CLONE: u32 = 1;

@@ -75,7 +75,7 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
             seccomp,
             namespaces,
             console_socket,
-            preserve_fds: a.preserve_fds,
+            preserve_fds: crate::process::passed_fds(a.preserve_fds),
         },
     )?;
     if let Some(path) = &a.pid_file {
