@@ -92,6 +92,9 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     }
 
     crate::debug!("init {}: in its namespaces", plan.id);
+    if plan.namespaces.is_new(Kind::Net) {
+        crate::netdev::loopback_up()?;
+    }
     let prepared = if plan.namespaces.has(Kind::Mount) {
         Some(rootfs::prepare(&RootfsPlan {
             rootfs: &plan.rootfs,

@@ -265,6 +265,17 @@ fn move_one(d: &NetDevice, host: &mut Rtnl, ctr: &mut Rtnl, done: &mut MovedDevi
 /// Undo `move_all` after a failed create (before the init is killed, which would destroy virtual
 /// devices): each device goes down, back to the runtime's namespace under its host name, gets its
 /// addresses again and its former up/down state. Best effort: failures are logged.
+/// Bring up `lo` in the caller's network namespace (a new one starts with it down), as runc does for
+/// every container with a network namespace of its own.
+pub fn loopback_up() -> Result<()> {
+    let mut nl = Rtnl::open_in(None).context("bringing up lo")?;
+    let index = nl
+        .link_index("lo")?
+        .context("bringing up lo: the network namespace has no lo device")?;
+    nl.set_link(index, None, None, Some(true))
+        .context("bringing up lo")
+}
+
 pub fn undo(moved: MovedDevices) {
     let result = (|| -> Result<()> {
         let mut ctr = Rtnl::open_in(Some(moved.container_ns.as_fd()))?;

@@ -50,15 +50,20 @@ pub fn run(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
     let sig = parse_signal(signal)?;
     let _dir = StateDir::open(root, id)?;
     let c = Container::load(root, id)?;
-    match c.status() {
-        // runc's words: containerd's shim recognises "container not running" as an exit already seen.
-        Status::Stopped => bail!("container not running"),
-        Status::Creating => bail!("container {id:?} is still being created"),
-        _ => {}
+    let status = c.status();
+    if status == Status::Creating {
+        bail!("container {id:?} is still being created");
     }
     if all {
+        // As runc: --all signals whatever is left in the container's cgroup, also once the init has
+        // exited (containerd's runc shim kills a pod container's remaining children that way, and
+        // waits for them), and succeeds when nothing is left.
         let cg = Cgroup::open(&c.state.cgroup)?;
         return cg.kill_all(sig);
+    }
+    if status == Status::Stopped {
+        // runc's words: containerd's shim recognises "container not running" as an exit already seen.
+        bail!("container not running");
     }
     c.signal(sig)
 }
