@@ -95,21 +95,18 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     if plan.namespaces.is_new(Kind::Net) {
         crate::netdev::loopback_up()?;
     }
-    let prepared = if plan.namespaces.has(Kind::Mount) {
-        Some(rootfs::prepare(&RootfsPlan {
-            rootfs: &plan.rootfs,
-            mounts: &plan.mounts,
-            propagation: plan.rootfs_propagation,
-            devices: &plan.devices,
-            in_user_namespace: plan.namespaces.is_new(Kind::User)
-                || plan.namespaces.joined(Kind::User).is_some(),
-            console: plan.process.terminal,
-            cgroup_namespace: plan.namespaces.has(Kind::Cgroup),
-            idmapped: args.idmapped,
-        })?)
-    } else {
-        None
-    };
+    let prepared = rootfs::prepare(&RootfsPlan {
+        rootfs: &plan.rootfs,
+        mount_namespace: plan.namespaces.has(Kind::Mount),
+        mounts: &plan.mounts,
+        propagation: plan.rootfs_propagation,
+        devices: &plan.devices,
+        in_user_namespace: plan.namespaces.is_new(Kind::User)
+            || plan.namespaces.joined(Kind::User).is_some(),
+        console: plan.process.terminal,
+        cgroup_namespace: plan.namespaces.has(Kind::Cgroup),
+        idmapped: args.idmapped,
+    })?;
 
     crate::debug!("init {}: mounts and devices ready", plan.id);
     channel.send(&Msg::RunCreateRuntimeHooks)?;
@@ -137,7 +134,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
             .as_ref()
             .context("process.terminal is true but there is no console socket")?;
         let (master, slave) = terminal::open_pty(plan.process.console_size)?;
-        if let Some(console) = prepared.as_ref().and_then(|p| p.console.as_ref()) {
+        if let Some(console) = &prepared.console {
             rootfs::bind_console(&slave, console)?;
         }
         terminal::send_master(sock.as_fd(), master.as_fd())?;
@@ -158,14 +155,12 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     }
     crate::debug!("init {}: pivoted into the rootfs", plan.id);
     // After the sysctls: /proc/sys is usually one of the read-only paths.
-    if plan.namespaces.has(Kind::Mount) {
-        rootfs::finalize(
-            &plan.masked_paths,
-            &plan.readonly_paths,
-            plan.root_readonly,
-            plan.rootfs_propagation,
-        )?;
-    }
+    rootfs::finalize(
+        &plan.masked_paths,
+        &plan.readonly_paths,
+        plan.root_readonly,
+        plan.rootfs_propagation,
+    )?;
     if !args.no_new_keyring {
         new_session_keyring(&plan.id)?;
     }

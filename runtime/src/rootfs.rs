@@ -25,6 +25,10 @@ use crate::sys::{self, mount_api::*, MountAttr};
 /// Everything `prepare` needs from the plan.
 pub struct RootfsPlan<'a> {
     pub rootfs: &'a Path,
+    /// The container has a mount namespace of its own. Without one the mounts are made in the
+    /// runtime's (inherited) namespace: `/`'s propagation is left alone and the rootfs is not bound
+    /// onto itself (the init chroots into it).
+    pub mount_namespace: bool,
     pub mounts: &'a [Mount],
     /// `linux.rootfsPropagation` as mount(2) flags (0 = runc's default, rslave).
     pub propagation: u64,
@@ -46,22 +50,24 @@ pub struct Prepared {
 }
 
 pub fn prepare(plan: &RootfsPlan) -> Result<Prepared> {
-    let root_flags = if plan.propagation != 0 {
-        plan.propagation
-    } else {
-        libc::MS_SLAVE | libc::MS_REC
-    };
-    mount::<str, str, str, str>(None, "/", None, MsFlags::from_bits_retain(root_flags), None)
-        .context("setting the propagation of / in the container's mount namespace")?;
-    make_parent_mount_private(plan.rootfs)?;
-    mount::<Path, Path, str, str>(
-        Some(plan.rootfs),
-        plan.rootfs,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-    )
-    .with_context(|| format!("binding the rootfs {} onto itself", plan.rootfs.display()))?;
+    if plan.mount_namespace {
+        let root_flags = if plan.propagation != 0 {
+            plan.propagation
+        } else {
+            libc::MS_SLAVE | libc::MS_REC
+        };
+        mount::<str, str, str, str>(None, "/", None, MsFlags::from_bits_retain(root_flags), None)
+            .context("setting the propagation of / in the container's mount namespace")?;
+        make_parent_mount_private(plan.rootfs)?;
+        mount::<Path, Path, str, str>(
+            Some(plan.rootfs),
+            plan.rootfs,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )
+        .with_context(|| format!("binding the rootfs {} onto itself", plan.rootfs.display()))?;
+    }
     let root = Root::open(plan.rootfs)
         .with_context(|| format!("opening the rootfs {}", plan.rootfs.display()))?;
 

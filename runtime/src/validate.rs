@@ -147,8 +147,12 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
         .enumerate()
         .map(|(i, m)| mounts::from_spec(i, m, bundle))
         .collect::<Result<Vec<_>>>()?;
-    if !mounts.is_empty() && !namespaces.has(Kind::Mount) {
-        bail!("mounts: mounts need a mount namespace (add one to linux.namespaces)");
+    // Without a mount namespace the container inherits the runtime's (config-linux.md), and the
+    // mounts are made there, as runc does. Making `/` read-only or changing its propagation would then
+    // change the runtime's own mounts: refused (runc ignores root.readonly there, against config.md).
+    let own_mount_namespace = namespaces.has(Kind::Mount);
+    if !own_mount_namespace && root.readonly().unwrap_or(false) {
+        bail!("root.readonly: making the root read-only needs a mount namespace of the container's own (linux.namespaces has no mount)");
     }
 
     let rootfs_propagation = match linux.rootfs_propagation().as_deref() {
@@ -163,6 +167,9 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
         Some("runbindable") => libc::MS_UNBINDABLE | libc::MS_REC,
         Some(other) => bail!("linux.rootfsPropagation {other:?}: not a propagation mode"),
     };
+    if rootfs_propagation != 0 && !own_mount_namespace {
+        bail!("linux.rootfsPropagation: needs a mount namespace of the container's own (linux.namespaces has no mount)");
+    }
 
     let check_paths = |field: &str, v: &Option<Vec<String>>| -> Result<Vec<String>> {
         let v = v.clone().unwrap_or_default();
