@@ -198,8 +198,9 @@ pub struct ExecArgs {
     /// Allow exec in a paused container.
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
-    /// runc's sub-cgroup option (not supported).
-    #[arg(long, hide = true)]
+    /// Run the process in an existing sub-cgroup of the container's: [CONTROLLER[,CONTROLLER]:]PATH
+    /// (repeatable on cgroup v1; a PATH without controllers is for every hierarchy).
+    #[arg(long)]
     pub cgroup: Vec<String>,
 }
 

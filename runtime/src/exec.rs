@@ -23,6 +23,10 @@ use crate::{sys, terminal};
 pub struct ExecOptions {
     pub process: ProcessPlan,
     pub seccomp: Option<SeccompProgram>,
+    /// `linux.personality` of the container, as its init has it.
+    pub personality: Option<u64>,
+    /// The cgroup the process joins: the container's, or a sub-cgroup of it (`--cgroup`).
+    pub cgroup: crate::cgroups::CgroupConfig,
     /// The container's namespaces (new or joined at create): the process joins all of them.
     pub namespaces: Vec<Kind>,
     /// A connected socket that receives the terminal's master, when the process has a terminal.
@@ -43,7 +47,7 @@ pub fn exec(c: &Container, o: ExecOptions) -> Result<Execed> {
         .pidfd()
         .context("the container's init process is not running")?;
     let (parent_end, child_end) = Channel::pair()?;
-    let cgroup = Cgroup::open(&c.state.cgroup)?;
+    let cgroup = Cgroup::open(&o.cgroup)?;
 
     // Born in the container's pid namespace: no intermediate process.
     let own_pid_ns = if o.namespaces.contains(&Kind::Pid) {
@@ -134,6 +138,9 @@ fn child_main(c: &Container, o: &ExecOptions, init: &OwnedFd, channel: Channel) 
             terminal::send_master(sock.as_fd(), master.as_fd())?;
             drop(master);
             terminal::become_controlled(&slave)?;
+        }
+        if let Some(p) = o.personality {
+            sys::personality(p).context("linux.personality")?;
         }
         let e = process::prepare(&o.process)?;
         process::exec(&o.process, &e, o.seccomp.as_ref(), &o.preserve_fds)

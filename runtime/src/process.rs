@@ -78,6 +78,24 @@ fn rlimit_resource(t: PosixRlimitType) -> (&'static str, Resource) {
     }
 }
 
+/// One entry per name, the last value winning in the place of the first (what runc's init gets by
+/// setenv(3)-ing each entry in turn): `exec -e NAME=v` overrides the config's NAME.
+fn dedup_env(env: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for e in env {
+        let name = e.split_once('=').map_or(e.as_str(), |(n, _)| n).to_owned();
+        match at.get(&name) {
+            Some(&i) => out[i] = e,
+            None => {
+                at.insert(name, out.len());
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
 /// Parse a cpu list like "0-3,7".
 pub fn parse_cpu_list(field: &str, s: &str) -> Result<Vec<usize>> {
     let mut cpus = Vec::new();
@@ -123,6 +141,7 @@ impl ProcessPlan {
                 bail!("process.env[{i}] {e:?} is not NAME=value");
             }
         }
+        let env = dedup_env(env);
         let mut seen = std::collections::HashSet::new();
         let mut rlimits = Vec::new();
         for (i, r) in p.rlimits().iter().flatten().enumerate() {
@@ -486,6 +505,15 @@ pub fn set_affinity(pid: i32, cpus: &[usize]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_names_are_unique_last_value_first_place() {
+        let env = |v: &[&str]| dedup_env(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            env(&["A=1", "B=2", "A=3", "C=", "B=4=5"]),
+            vec!["A=3", "B=4=5", "C="]
+        );
+    }
 
     #[test]
     fn cpu_lists() {

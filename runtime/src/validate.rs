@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{
-    Hook, LinuxPersonalityDomain, LinuxResources, MemoryPolicyFlagType, MemoryPolicyModeType, Spec,
+    Hook, LinuxPersonality, LinuxPersonalityDomain, LinuxResources, MemoryPolicyFlagType,
+    MemoryPolicyModeType, Spec,
 };
 
 use crate::cgroups::CgroupConfig;
@@ -211,18 +212,7 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
         .map(SeccompProgram::compile)
         .transpose()?;
 
-    let personality = match linux.personality() {
-        Some(p) => {
-            if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-                bail!("linux.personality.flags: no flags are supported");
-            }
-            Some(match p.domain() {
-                LinuxPersonalityDomain::PerLinux => 0,
-                LinuxPersonalityDomain::PerLinux32 => 0x0008,
-            })
-        }
-        None => None,
-    };
+    let personality = personality(linux.personality().as_ref())?;
 
     let memory_policy = match linux.memory_policy() {
         Some(mp) => {
@@ -274,6 +264,18 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
         hooks: Hooks::from_spec(&spec)?,
         spec,
     })
+}
+
+/// `linux.personality` as personality(2)'s persona (for the init and for `exec`).
+pub fn personality(p: Option<&LinuxPersonality>) -> Result<Option<u64>> {
+    let Some(p) = p else { return Ok(None) };
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        bail!("linux.personality.flags: no flags are supported");
+    }
+    Ok(Some(match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    }))
 }
 
 /// Every `linux.memoryPolicy.mode` berth applies (see [`memory_policy_mode`]).

@@ -78,6 +78,75 @@ pub struct CgroupConfig {
     pub container_id: String,
 }
 
+impl CgroupConfig {
+    /// `exec --cgroup`: these cgroups with each hierarchy's directory moved down to an existing
+    /// sub-cgroup of the container's. Each spec is runc's `[CONTROLLER[,CONTROLLER]:]PATH`; a PATH
+    /// without controllers applies to every hierarchy that no spec names. On a cgroup v2 host only
+    /// the plain PATH form makes sense (there is one hierarchy).
+    pub fn sub_cgroup(&self, specs: &[String]) -> Result<CgroupConfig> {
+        if self.systemd {
+            bail!("--cgroup: sub-cgroups are not supported with the systemd cgroup driver");
+        }
+        let mut all: Option<PathBuf> = None;
+        let mut per: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for spec in specs {
+            let (ctrls, path) = match spec.split_once(':') {
+                Some((c, p)) => (Some(c), p),
+                None => (None, spec.as_str()),
+            };
+            let rel = Path::new(path.trim_start_matches('/'));
+            if rel.as_os_str().is_empty()
+                || rel
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                bail!("--cgroup {spec:?}: the sub-cgroup must be a path below the container's cgroup, without \"..\"");
+            }
+            match ctrls {
+                None | Some("") => {
+                    if all.replace(rel.to_path_buf()).is_some() {
+                        bail!(
+                            "--cgroup {spec:?}: a sub-cgroup for every controller is given twice"
+                        );
+                    }
+                }
+                Some(list) => {
+                    if self.mode == Mode::Unified {
+                        bail!("--cgroup {spec:?}: this host has cgroup v2 only, which has no per-controller cgroups (give just the path)");
+                    }
+                    for c in list.split(',') {
+                        if !self.v1.contains_key(c) {
+                            bail!("--cgroup {spec:?}: the container has no {c:?} cgroup");
+                        }
+                        per.insert(c.to_owned(), rel.to_path_buf());
+                    }
+                }
+            }
+        }
+        let mut cfg = self.clone();
+        let move_down = |name: &str, h: &mut Hierarchy, rel: &Path| -> Result<()> {
+            let dir = h.path.join(rel);
+            if !dir.is_dir() {
+                bail!(
+                    "--cgroup: the sub-cgroup {} of the container's {name} cgroup does not exist",
+                    dir.display()
+                );
+            }
+            h.path = dir;
+            Ok(())
+        };
+        for (ctrl, h) in cfg.v1.iter_mut() {
+            if let Some(rel) = per.get(ctrl).or(all.as_ref()) {
+                move_down(ctrl, h, rel)?;
+            }
+        }
+        if let (Some(h), Some(rel)) = (cfg.unified.as_mut(), all.as_ref()) {
+            move_down("cgroup2", h, rel)?;
+        }
+        Ok(cfg)
+    }
+}
+
 /// A live handle on a container's cgroup(s).
 pub struct Cgroup {
     cfg: CgroupConfig,

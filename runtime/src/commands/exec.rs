@@ -28,9 +28,6 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         Status::Created | Status::Creating => bail!("cannot exec in a container that has not been started"),
         Status::Stopped => bail!("cannot exec in a stopped container"),
     }
-    if !a.cgroup.is_empty() {
-        bail!("--cgroup: running an exec process in a sub-cgroup is not supported by berth");
-    }
     let spec = state::read_config(&c.dir)?;
     let process = build_process(a, spec.process().as_ref())?;
     let plan = ProcessPlan::from_spec(&process)?;
@@ -46,6 +43,12 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         .as_ref()
         .map(SeccompProgram::compile)
         .transpose()?;
+    let personality = crate::validate::personality(linux.personality().as_ref())?;
+    let cgroup = if a.cgroup.is_empty() {
+        c.state.cgroup.clone()
+    } else {
+        c.state.cgroup.sub_cgroup(&a.cgroup)?
+    };
 
     let mut own_console = None;
     let console_socket: Option<OwnedFd> = match (&a.console_socket, plan.terminal, a.detach) {
@@ -73,6 +76,8 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         ExecOptions {
             process: plan,
             seccomp,
+            personality,
+            cgroup,
             namespaces,
             console_socket,
             preserve_fds: crate::process::passed_fds(a.preserve_fds),
