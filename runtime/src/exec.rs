@@ -91,9 +91,7 @@ pub fn exec(c: &Container, o: ExecOptions) -> Result<Execed> {
             )?;
         }
         if let Some(adj) = o.process.oom_score_adj {
-            let path = format!("/proc/{pid}/oom_score_adj");
-            std::fs::write(&path, adj.to_string())
-                .with_context(|| format!("process.oomScoreAdj {adj}: writing {path}"))?;
+            process::write_oom_score_adj(pid, adj)?;
         }
         parent_end.send(&Msg::Go)
     })();

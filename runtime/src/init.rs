@@ -92,6 +92,13 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     }
 
     crate::debug!("init {}: in its namespaces", plan.id);
+    // Opened before any of the container's mounts exist: sysctls are written through a procfs of our
+    // own, never a path that a mount (the image's, or one raced in) could redirect.
+    let sysctls = if plan.sysctl.is_empty() {
+        None
+    } else {
+        Some(crate::procfs::Sysctls::open()?)
+    };
     if plan.namespaces.is_new(Kind::Net) {
         crate::netdev::loopback_up()?;
     }
@@ -148,10 +155,11 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     if let Some(d) = &plan.domainname {
         sys::setdomainname(d).with_context(|| format!("domainname {d:?}: setdomainname"))?;
     }
-    for (key, value) in &plan.sysctl {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, value.as_bytes())
-            .with_context(|| format!("linux.sysctl {key}={value}: writing {path}"))?;
+    // After the hostname, as runc (a kernel.hostname sysctl wins); the handle goes right after.
+    if let Some(sysctls) = sysctls {
+        for (key, value) in &plan.sysctl {
+            sysctls.write(key, value)?;
+        }
     }
     crate::debug!("init {}: pivoted into the rootfs", plan.id);
     // After the sysctls: /proc/sys is usually one of the read-only paths.

@@ -302,15 +302,7 @@ fn launch(
         undo.cgroup.as_ref().expect("cgroup").apply(r)?;
     }
     if let Some(adj) = plan.process.oom_score_adj {
-        let path = format!("/proc/{pid}/oom_score_adj");
-        std::fs::write(&path, adj.to_string()).map_err(|e| {
-            let hint = if adj < 0 && e.kind() == std::io::ErrorKind::PermissionDenied {
-                " (lowering the OOM score needs CAP_SYS_RESOURCE)"
-            } else {
-                ""
-            };
-            anyhow::anyhow!("process.oomScoreAdj {adj}: writing {path}: {e}{hint}")
-        })?;
+        crate::process::write_oom_score_adj(pid, adj)?;
     }
     if plan
         .namespaces
@@ -328,6 +320,13 @@ fn launch(
             Some(Msg::NeedIdMaps) => {
                 namespaces::write_id_maps(pid, &plan.namespaces)?;
                 parent_end.send(&Msg::IdMapsDone)?;
+            }
+            Some(Msg::NeedTimeOffsets) => {
+                if let Err(e) = namespaces::write_time_offsets(pid, &plan.namespaces) {
+                    let _ = parent_end.send(&Msg::Error(format!("{e:#}")));
+                    return Err(e);
+                }
+                parent_end.send(&Msg::TimeOffsetsDone)?;
             }
             Some(Msg::InitPid(init_pid)) => {
                 // The intermediate process forked the init into its new pid namespace and exits.

@@ -25,6 +25,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod netdev;
 pub mod process;
+pub mod procfs;
 pub mod rootfs;
 pub mod sealed_exe;
 pub mod seccomp;

@@ -305,14 +305,12 @@ pub fn write_id_maps(pid: i32, ns: &Namespaces) -> Result<()> {
     // Without CAP_SETGID (berth run by an unprivileged user) the kernel takes a gid_map only once
     // setgroups(2) is denied in the new namespace, as runc does for rootless containers.
     if !nix::unistd::geteuid().is_root() {
-        let path = format!("/proc/{pid}/setgroups");
-        std::fs::write(&path, "deny").with_context(|| format!("writing deny to {path}"))?;
+        crate::procfs::write_pid(pid, "setgroups", b"deny")?;
     }
     for (file, maps) in [("uid_map", &ns.uid_mappings), ("gid_map", &ns.gid_mappings)] {
         let text = id_map_text(maps);
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, text.as_bytes())
-            .with_context(|| format!("writing {path} ({})", text.trim().replace('\n', "; ")))?;
+        crate::procfs::write_pid(pid, file, text.as_bytes())
+            .with_context(|| format!("the mapping {}", text.trim().replace('\n', "; ")))?;
     }
     Ok(())
 }
@@ -361,9 +359,25 @@ pub fn enter(ns: &Namespaces, fds: &JoinFds, channel: &Channel) -> Result<()> {
         unshare(CloneFlags::CLONE_NEWCGROUP).context("unshare(CLONE_NEWCGROUP)")?;
     }
     if ns.is_new(Kind::Time) {
-        enter_new_time_namespace(&ns.time_offsets)?;
+        enter_new_time_namespace(!ns.time_offsets.is_empty(), channel)?;
     }
     Ok(())
+}
+
+/// The text of /proc/PID/timens_offsets for `offsets`.
+pub fn time_offsets_text(offsets: &[(String, i64, u32)]) -> String {
+    offsets
+        .iter()
+        .map(|(clock, s, ns)| format!("{clock} {s} {ns}\n"))
+        .collect()
+}
+
+/// In the parent: write the offsets of the time namespace the init just made (before anything
+/// enters it).
+pub fn write_time_offsets(pid: i32, ns: &Namespaces) -> Result<()> {
+    let text = time_offsets_text(&ns.time_offsets);
+    crate::procfs::write_pid(pid, "timens_offsets", text.as_bytes())
+        .with_context(|| format!("linux.timeOffsets ({})", text.trim().replace('\n', "; ")))
 }
 
 /// setns into every namespace given by path, except user (first, by the caller) and pid (done by the
@@ -385,7 +399,7 @@ fn join_all(fds: &JoinFds) -> Result<()> {
 /// After entering a user namespace, act as its root when 0 is mapped (files the container's set-up creates
 /// are then owned by the container's root).
 fn become_root_if_mapped() -> Result<()> {
-    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let map = crate::procfs::read_self("uid_map")?.unwrap_or_default();
     let zero_mapped = map.lines().any(|l| {
         let f: Vec<u64> = l
             .split_whitespace()
@@ -402,17 +416,13 @@ fn become_root_if_mapped() -> Result<()> {
     Ok(())
 }
 
-/// unshare a time namespace, write its offsets, and move the calling process into it (time namespaces
-/// otherwise apply only to children).
-fn enter_new_time_namespace(offsets: &[(String, i64, u32)]) -> Result<()> {
+/// unshare a time namespace, have the parent write its offsets, and move the calling process into it
+/// (time namespaces otherwise apply only to children).
+fn enter_new_time_namespace(offsets: bool, channel: &Channel) -> Result<()> {
     unshare(Kind::Time.flag()).context("unshare(CLONE_NEWTIME)")?;
-    if !offsets.is_empty() {
-        let text: String = offsets
-            .iter()
-            .map(|(clock, s, ns)| format!("{clock} {s} {ns}\n"))
-            .collect();
-        std::fs::write("/proc/self/timens_offsets", text.as_bytes())
-            .with_context(|| format!("writing /proc/self/timens_offsets ({})", text.trim()))?;
+    if offsets {
+        channel.send(&Msg::NeedTimeOffsets)?;
+        channel.expect(Msg::TimeOffsetsDone)?;
     }
     let f = File::open("/proc/self/ns/time_for_children")
         .context("opening /proc/self/ns/time_for_children")?;

@@ -472,9 +472,10 @@ pub fn exec(
 /// setgroups, setresgid, setresuid, keeping the permitted capabilities across the change.
 fn set_user(p: &ProcessPlan) -> Result<()> {
     sys::prctl(libc::PR_SET_KEEPCAPS, 1).context("prctl(PR_SET_KEEPCAPS)")?;
-    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true);
+    let setgroups_allowed = crate::procfs::read_self("setgroups")
+        .ok()
+        .flatten()
+        .is_none_or(|s| s.trim() != "deny");
     if setgroups_allowed || !p.additional_gids.is_empty() {
         let groups: Vec<nix::unistd::Gid> = p.additional_gids.iter().map(|g| (*g).into()).collect();
         nix::unistd::setgroups(&groups).with_context(|| {
@@ -490,6 +491,22 @@ fn set_user(p: &ProcessPlan) -> Result<()> {
         .with_context(|| format!("process.user.uid: setresuid({})", p.uid))?;
     sys::prctl(libc::PR_SET_KEEPCAPS, 0).context("prctl(PR_SET_KEEPCAPS, 0)")?;
     Ok(())
+}
+
+/// `process.oomScoreAdj` of process `pid` (written by the runtime, through its procfs handle).
+pub fn write_oom_score_adj(pid: i32, adj: i32) -> Result<()> {
+    crate::procfs::write_pid(pid, "oom_score_adj", adj.to_string().as_bytes()).map_err(|e| {
+        let denied = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+        }) || format!("{e:#}").contains("ermission denied");
+        let hint = if adj < 0 && denied {
+            " (lowering the OOM score needs CAP_SYS_RESOURCE)"
+        } else {
+            ""
+        };
+        anyhow!("process.oomScoreAdj {adj}: {e:#}{hint}")
+    })
 }
 
 /// sched_setaffinity for `pid` (0: the caller).

@@ -319,10 +319,9 @@ fn mapping_user_namespace(idmap: &crate::mounts::IdMap) -> Result<OwnedFd> {
         ("gidMappings", "gid_map", &idmap.gid_mappings),
     ] {
         let text = crate::namespaces::id_map_text(maps);
-        let path = format!("/proc/{}/{file}", holder.pid);
-        std::fs::write(&path, text.as_bytes()).with_context(|| {
+        crate::procfs::write_pid(holder.pid, file, text.as_bytes()).with_context(|| {
             format!(
-                "{name}: the kernel refused the mapping ({}) written to {path}",
+                "{name}: the kernel refused the mapping ({})",
                 text.trim().replace('\n', "; ")
             )
         })?;

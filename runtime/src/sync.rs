@@ -17,6 +17,11 @@ pub enum Msg {
     IdMapsDone,
     /// init -> parent (staged path): the container's init is this pid (the stage process exits).
     InitPid(i32),
+    /// init -> parent: I made a time namespace, write its offsets (the init cannot: its /proc files
+    /// belong to the runtime's root, who may not be mapped into its user namespace).
+    NeedTimeOffsets,
+    /// parent -> init: offsets written.
+    TimeOffsetsDone,
     /// init -> parent: namespaces and mounts are ready; run the prestart and createRuntime hooks.
     RunCreateRuntimeHooks,
     /// parent -> init: hooks ran; the init's pid as the runtime sees it (for the hooks' state JSON).
@@ -26,6 +31,9 @@ pub enum Msg {
     /// either way: setting up failed, with this message.
     Error(String),
 }
+
+/// The longest error text sent whole (a message must fit the receiver's buffer).
+const MAX_ERROR: usize = 16 * 1024;
 
 pub struct Channel(OwnedFd);
 
@@ -42,7 +50,18 @@ impl Channel {
     }
 
     pub fn send(&self, msg: &Msg) -> Result<()> {
-        let data = serde_json::to_vec(msg)?;
+        let data = match msg {
+            // An error quoting a huge value (a 10 MB hostname) must still arrive: shorten it.
+            Msg::Error(e) if e.len() > MAX_ERROR => {
+                let mut end = MAX_ERROR;
+                while !e.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let short = format!("{}… (message cut, {} bytes in all)", &e[..end], e.len());
+                serde_json::to_vec(&Msg::Error(short))?
+            }
+            _ => serde_json::to_vec(msg)?,
+        };
         nix::sys::socket::send(
             self.0.as_raw_fd(),
             &data,

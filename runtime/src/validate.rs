@@ -188,6 +188,15 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
 
     let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
     let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
+    for (field, name) in [("hostname", &hostname), ("domainname", &domainname)] {
+        // sethostname(2)/setdomainname(2) take at most __NEW_UTS_LEN (64) bytes.
+        if let Some(n) = name.as_ref().filter(|n| n.len() > 64) {
+            bail!(
+                "{field}: {} bytes long, more than the kernel's limit of 64",
+                n.len()
+            );
+        }
+    }
     if (hostname.is_some() || domainname.is_some()) && !namespaces.has(Kind::Uts) {
         bail!("hostname/domainname: setting them needs a UTS namespace of the container's own (linux.namespaces has no uts)");
     }
