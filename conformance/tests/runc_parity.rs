@@ -40,6 +40,24 @@ fn fds_of(pid: i64) -> BTreeSet<i32> {
         .collect()
 }
 
+/// Wait (bounded) until process `pid` runs `prog` (its argv[0]), i.e. the runtime has exec'd it.
+#[track_caller]
+fn wait_exec(pid: i64, prog: &str) {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if cmd.split(|c| *c == 0).next() == Some(prog.as_bytes()) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} did not exec {prog}: cmdline {:?}",
+            String::from_utf8_lossy(&cmd)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `ls -l`-like view of a process's fds, for messages.
 fn describe_fds(pid: i64) -> String {
     fds_of(pid)
@@ -435,8 +453,7 @@ fn preserve_fds_100_from_a_stdio_only_caller_passes_nothing_extra() {
     }
     b.start(&id).ok();
     let pid = b.wait_status(&id, "running", T)["pid"].as_i64().unwrap();
-    // sleep has been exec'd once /proc/PID/exe is no longer the runtime
-    std::thread::sleep(Duration::from_millis(200));
+    wait_exec(pid, "sleep");
     assert_eq!(
         fds_of(pid),
         BTreeSet::from([0, 1, 2]),
@@ -462,7 +479,7 @@ fn berth_only_preserve_fds_2_without_caller_fds_passes_no_runtime_fd() {
     }
     b.start(&id).ok();
     let pid = b.wait_status(&id, "running", T)["pid"].as_i64().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    wait_exec(pid, "sleep");
     assert_eq!(
         fds_of(pid),
         BTreeSet::from([0, 1, 2]),
@@ -489,7 +506,7 @@ fn preserve_fds_2_passes_exactly_the_callers_fds_3_and_4() {
     run_cmd(c, b.path(), CMD_TIMEOUT).ok();
     b.start(&id).ok();
     let pid = b.wait_status(&id, "running", T)["pid"].as_i64().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    wait_exec(pid, "sleep");
     assert_eq!(
         fds_of(pid),
         BTreeSet::from([0, 1, 2, 3, 4]),
