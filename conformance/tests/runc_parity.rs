@@ -614,9 +614,10 @@ fn make_sub_cgroups(pid: i64, sub: &str) {
     }
 }
 
+/// `exec --cgroup [CONTROLLER[,CONTROLLER]:]PATH` (runc >= 1.1: "run the process in an (existing)
+/// sub-cgroup(s)"): a path for all controllers, or for one on v1; a missing one is an error.
 #[test]
-fn berth_only_exec_cgroup_runs_in_the_sub_cgroup() {
-    berth_only!("runc 1.1.5 has no exec --cgroup (runc 1.2+)");
+fn exec_cgroup_runs_in_the_sub_cgroup() {
     let (b, id, pid) = running("exec-cgroup", |_| {});
     make_sub_cgroups(pid, "sub");
     let init = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
