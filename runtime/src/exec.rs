@@ -112,6 +112,8 @@ fn child_main(c: &Container, o: &ExecOptions, init: &OwnedFd, channel: Channel) 
     let result = (|| -> Result<std::convert::Infallible> {
         sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
         channel.expect(Msg::Go)?;
+        // In the container's pid namespace already, not yet in its mount namespace.
+        crate::procfs::open_early()?;
         let flags = o
             .namespaces
             .iter()

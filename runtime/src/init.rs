@@ -92,6 +92,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     }
 
     crate::debug!("init {}: in its namespaces", plan.id);
+    crate::procfs::open_early()?;
     // Opened before any of the container's mounts exist: sysctls are written through a procfs of our
     // own, never a path that a mount (the image's, or one raced in) could redirect.
     let sysctls = if plan.sysctl.is_empty() {

@@ -81,7 +81,7 @@ pub fn format_line(format: Format, level: Level, msg: &str, time: &str) -> Strin
 pub fn log(level: Level, msg: &str) {
     let Some(logger) = LOGGER.get() else {
         if level >= Level::Warn {
-            eprintln!("berth: {msg}");
+            eprintln!("berth: {}: {msg}", level.name());
         }
         return;
     };
@@ -104,13 +104,24 @@ pub fn log(level: Level, msg: &str) {
     }
 }
 
-/// Report the error a command failed with: to the log (if any) and, plain, to stderr.
+/// Report the error a command failed with, as runc does: without `--log`, one log line on stderr
+/// (`time="..." level=error msg="..."`, or JSON with `--log-format json`); with one, the line goes to
+/// the log file and stderr gets the message, still marked as an error. Scripts and test suites look
+/// for the word, managers for runc's wording of the message.
 pub fn fatal(err: &anyhow::Error) {
     let msg = format!("{err:#}");
-    if LOGGER.get().is_some_and(|l| l.file.is_some()) {
-        log(Level::Error, &msg);
+    match LOGGER.get() {
+        Some(l) if l.file.is_some() => {
+            log(Level::Error, &msg);
+            eprintln!("berth: error: {msg}");
+        }
+        Some(l) => {
+            let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            let line = format_line(l.format, Level::Error, &msg, &time);
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+        None => eprintln!("berth: error: {msg}"),
     }
-    eprintln!("berth: {msg}");
 }
 
 #[macro_export]

@@ -19,7 +19,7 @@ fn main() {
     }
     if let Err(e) = logging::init(g.log.as_deref(), g.log_format, g.debug) {
         eprintln!(
-            "berth: --log {}: {e}",
+            "berth: error: --log {}: {e}",
             g.log
                 .as_deref()
                 .unwrap_or(std::path::Path::new(""))

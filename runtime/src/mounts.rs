@@ -379,22 +379,8 @@ fn clear_atime_mask(opt: &str, ra: &mut MountAttr) -> u64 {
     }
 }
 
-/// Files under /proc that may be mounted over (what lxcfs provides), as runc allows.
-const PROC_FILES_ALLOWED: &[&str] = &[
-    "/proc/cpuinfo",
-    "/proc/diskstats",
-    "/proc/meminfo",
-    "/proc/stat",
-    "/proc/swaps",
-    "/proc/uptime",
-    "/proc/loadavg",
-    "/proc/slabinfo",
-    "/proc/net/dev",
-    "/proc/sys/kernel/ns_last_pid",
-];
-
-/// Nothing but a procfs may go on /proc, and under /proc only the files above (a mount over other /proc
-/// files could hide what the runtime relies on, e.g. /proc/self/attr).
+/// The string check of a destination under /proc (the resolved mount point is checked again when the
+/// mount is made: `rootfs::check_not_in_proc`).
 fn check_proc_destination(field: &str, m: &Mount) -> Result<()> {
     let dest = m.destination.as_path();
     if dest == Path::new("/proc") {
@@ -403,11 +389,12 @@ fn check_proc_destination(field: &str, m: &Mount) -> Result<()> {
         }
         return Ok(());
     }
-    if dest.starts_with("/proc") && !PROC_FILES_ALLOWED.iter().any(|p| Path::new(p) == dest) {
+    let allowed = crate::rootfs::PROC_FILES_ALLOWED;
+    if dest.starts_with("/proc") && !allowed.iter().any(|p| Path::new(p) == dest) {
         bail!(
             "{field}: mounting over {} is not allowed (only {} under /proc)",
             dest.display(),
-            PROC_FILES_ALLOWED.join(", ")
+            allowed.join(", ")
         );
     }
     Ok(())

@@ -37,6 +37,13 @@ fn write_at(proc: &ProcfsHandle, base: ProcfsBase, file: &str, data: &[u8]) -> R
         .with_context(|| format!("writing {}", describe(base, file)))
 }
 
+/// Open (and keep, for the rest of the process) the procfs handle now, while no mount of the
+/// container's can stand in /proc's place: the init and an exec'd process call this before they
+/// build or join the container's mounts.
+pub fn open_early() -> Result<()> {
+    handle().map(drop)
+}
+
 /// Write `data` to `/proc/<pid>/<file>` (in one write(2), as the id map files require).
 pub fn write_pid(pid: i32, file: &str, data: &[u8]) -> Result<()> {
     write_at(&handle()?, ProcfsBase::ProcPid(pid as u32), file, data)

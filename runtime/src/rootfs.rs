@@ -174,7 +174,7 @@ fn attach(root: &Root, m: &Mount, cgroup_namespace: bool, premade: Option<&Owned
             let st =
                 nix::sys::stat::fstat(tree.as_raw_fd()).context("fstat of the idmapped tree")?;
             let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-            let target = target(root, &m.destination, !is_dir)?;
+            let target = target(root, m, !is_dir)?;
             sys::move_mount(tree.as_fd(), target.as_fd()).context("move_mount")?;
         }
         Source::Bind { path, recursive } => {
@@ -182,7 +182,7 @@ fn attach(root: &Root, m: &Mount, cgroup_namespace: bool, premade: Option<&Owned
                 .with_context(|| format!("bind source {}", path.display()))?;
             let tree = open_bind_tree(path, *recursive)?;
             set_attrs(&tree, m)?;
-            let target = target(root, &m.destination, !meta.is_dir())?;
+            let target = target(root, m, !meta.is_dir())?;
             sys::move_mount(tree.as_fd(), target.as_fd()).context("move_mount")?;
         }
         Source::Fs { fstype, source } => {
@@ -364,7 +364,10 @@ fn mount_fs(root: &Root, m: &Mount, fstype: &str, source: &str) -> Result<()> {
     if m.recursive_attr != MountAttr::default() {
         setattr(&mnt, &m.recursive_attr, true)?;
     }
-    let target = target(root, &m.destination, false)?;
+    if fstype == "proc" || fstype == "sysfs" {
+        ordinary_directory(root, m, fstype)?;
+    }
+    let target = target(root, m, false)?;
     if m.tmpcopyup {
         copy_up(&target, &mnt).context("tmpcopyup")?;
     }
@@ -416,8 +419,96 @@ fn setattr(fd: &impl AsFd, attr: &MountAttr, recursive: bool) -> Result<()> {
     })
 }
 
+/// The mount point of `m` inside the rootfs, created if missing (a directory, or an empty file for a
+/// file mount), and checked for what it resolved to: see [`check_not_in_proc`].
+fn target(root: &Root, m: &Mount, file: bool) -> Result<pathrs::Handle> {
+    let handle = mount_point(root, &m.destination, file)?;
+    check_not_in_proc(root, m, &handle)?;
+    Ok(handle)
+}
+
+/// Files under /proc that may be mounted over (what lxcfs provides, and CRIU's ns_last_pid), as runc
+/// 1.3.1 allows them (it took /proc/net/dev off the list).
+pub const PROC_FILES_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Nothing but a procfs may go on /proc, and inside /proc nothing but the files above (a mount over
+/// /proc/sys or /proc/self/attr defeats the container's protections, CVE-2019-19921). Checked on what
+/// the destination resolved to — the directory the mount will land on, through the image's symlinks —
+/// both by its path and by its filesystem: `/evil -> /proc/sys` is refused like `/proc/sys`.
+fn check_not_in_proc(root: &Root, m: &Mount, target: &pathrs::Handle) -> Result<()> {
+    let on_procfs = nix::sys::statfs::fstatfs(target.as_fd())
+        .context("fstatfs of the mount point")?
+        .filesystem_type()
+        .0 as i64
+        == PROC_SUPER_MAGIC;
+    let top = crate::procfs::fd_path(root.as_fd().as_raw_fd())?;
+    let at = crate::procfs::fd_path(target.as_fd().as_raw_fd())?;
+    let inside = Path::new("/").join(at.strip_prefix(&top).unwrap_or(&at));
+    let resolved = if inside == m.destination {
+        String::new()
+    } else {
+        format!(" (it resolves to {})", inside.display())
+    };
+    if inside == Path::new("/proc") {
+        if !matches!(&m.source, Source::Fs { fstype, .. } if fstype == "proc") {
+            bail!(
+                "the destination {}{resolved} is /proc: only a proc filesystem may be mounted there",
+                m.destination.display()
+            );
+        }
+        return Ok(());
+    }
+    if (on_procfs || inside.starts_with("/proc"))
+        && !PROC_FILES_ALLOWED.iter().any(|p| Path::new(p) == inside)
+    {
+        bail!(
+            "the destination {}{resolved} is inside /proc: mounting there is not allowed (only on {})",
+            m.destination.display(),
+            PROC_FILES_ALLOWED.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// proc and sysfs go only on a directory (or where nothing is yet), never through a symlink, as runc
+/// requires: an image's `/proc -> somewhere` is refused, naming it.
+fn ordinary_directory(root: &Root, m: &Mount, fstype: &str) -> Result<()> {
+    let st = match root.resolve_nofollow(&m.destination) {
+        Ok(h) => nix::sys::stat::fstat(h.as_fd().as_raw_fd()).context("fstat")?,
+        Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::ENOENT)) => {
+            return Ok(())
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("looking up the mount point {}", m.destination.display()))
+        }
+    };
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => return Ok(()),
+        libc::S_IFLNK => "a symlink",
+        libc::S_IFREG => "a file",
+        _ => "not a directory",
+    };
+    bail!(
+        "filesystem {fstype:?} must be mounted on an ordinary directory, and {} is {kind} in the image",
+        m.destination.display()
+    )
+}
+
 /// The mount point inside the rootfs, created if missing: a directory, or an empty file for a file mount.
-fn target(root: &Root, dest: &Path, file: bool) -> Result<pathrs::Handle> {
+fn mount_point(root: &Root, dest: &Path, file: bool) -> Result<pathrs::Handle> {
     if let Ok(h) = root.resolve(dest) {
         return Ok(h);
     }
@@ -489,7 +580,7 @@ fn mount_cgroups(root: &Root, m: &Mount, in_cgroupns: bool) -> Result<()> {
     let dest = &m.destination;
     if let [(_, h)] = hierarchies.as_slice() {
         if h.fstype == "cgroup2" && h.mount_point == Path::new("/sys/fs/cgroup") {
-            let t = target(root, dest, false)?;
+            let t = target(root, m, false)?;
             return mount_one_hierarchy(&t, m, h, &own, in_cgroupns);
         }
     }
@@ -502,7 +593,7 @@ fn mount_cgroups(root: &Root, m: &Mount, in_cgroupns: bool) -> Result<()> {
         m.attr.attr_set & (MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
     )
     .context("creating the tmpfs for the cgroup hierarchies")?;
-    let t = target(root, dest, false)?;
+    let t = target(root, m, false)?;
     sys::move_mount(mnt.as_fd(), t.as_fd()).context("attaching the cgroup tmpfs")?;
     // The tmpfs is new and only berth has written to it, so its directories are made and opened
     // relative to its own fd, without resolving paths through the rootfs again.
@@ -719,8 +810,10 @@ pub fn finalize(
     }
     if !masked.is_empty() {
         let null = verified_dev_null()?;
+        let mut empty_dir = None;
         for p in masked {
-            mask(&root, p, &null).with_context(|| format!("linux.maskedPaths: {p}"))?;
+            mask(&root, p, &null, &mut empty_dir)
+                .with_context(|| format!("linux.maskedPaths: {p}"))?;
         }
     }
     if root_readonly {
@@ -768,7 +861,10 @@ pub fn owned(fd: std::os::fd::RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-fn mask(root: &Root, path: &str, null: &OwnedFd) -> Result<()> {
+/// Mask `path`: a file with the container's /dev/null, a directory with an empty read-only tmpfs —
+/// one for all of them (`empty_dir`, made on first use), as runc 1.3 and crun share one: Kubernetes
+/// masks a directory per CPU, and a tmpfs each costs a superblock each.
+fn mask(root: &Root, path: &str, null: &OwnedFd, empty_dir: &mut Option<OwnedFd>) -> Result<()> {
     let target = match root.resolve(path) {
         Ok(h) => h,
         Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::ENOENT)) => {
@@ -778,10 +874,23 @@ fn mask(root: &Root, path: &str, null: &OwnedFd) -> Result<()> {
     };
     let st = nix::sys::stat::fstat(target.as_fd().as_raw_fd())?;
     let mnt = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        let fs = sys::fsopen(c"tmpfs")?;
-        sys::fsconfig_set(fs.as_fd(), c"source", Some(c"tmpfs"))?;
-        sys::fsconfig_set(fs.as_fd(), c"size", Some(c"0"))?;
-        sys::fsmount(fs.as_fd(), MOUNT_ATTR_RDONLY).context("an empty read-only tmpfs")?
+        let empty = match empty_dir {
+            Some(fd) => fd,
+            None => {
+                let fs = sys::fsopen(c"tmpfs")?;
+                sys::fsconfig_set(fs.as_fd(), c"source", Some(c"tmpfs"))?;
+                sys::fsconfig_set(fs.as_fd(), c"size", Some(c"0"))?;
+                let fd = sys::fsmount(fs.as_fd(), MOUNT_ATTR_RDONLY)
+                    .context("an empty read-only tmpfs")?;
+                empty_dir.insert(fd)
+            }
+        };
+        sys::open_tree(
+            empty.as_raw_fd(),
+            c"",
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH,
+        )
+        .context("open_tree of the masking tmpfs")?
     } else {
         sys::open_tree(
             null.as_raw_fd(),

@@ -172,11 +172,16 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
         bail!("linux.rootfsPropagation: needs a mount namespace of the container's own (linux.namespaces has no mount)");
     }
 
+    // The spec asks for absolute paths; runc takes a relative one from the container's `/` (its
+    // init is there when it masks), and so does berth.
     let check_paths = |field: &str, v: &Option<Vec<String>>| -> Result<Vec<String>> {
-        let v = v.clone().unwrap_or_default();
-        for (i, p) in v.iter().enumerate() {
+        let mut v = v.clone().unwrap_or_default();
+        for (i, p) in v.iter_mut().enumerate() {
+            if p.is_empty() {
+                bail!("linux.{field}[{i}]: empty path");
+            }
             if !p.starts_with('/') {
-                bail!("linux.{field}[{i}] {p:?}: must be an absolute path");
+                *p = format!("/{p}");
             }
         }
         Ok(v)

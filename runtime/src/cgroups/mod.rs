@@ -147,6 +147,17 @@ impl CgroupConfig {
     }
 }
 
+/// pids.max for `linux.resources.pids.limit` (runtime-spec 1.3, runc 1.4): 0 is a real limit (no new
+/// processes), a negative value is "max". (An unset limit never reaches here: see
+/// `config::normalize_pids`.)
+pub(crate) fn pids_max(limit: i64) -> String {
+    if limit < 0 {
+        "max".into()
+    } else {
+        limit.to_string()
+    }
+}
+
 /// A live handle on a container's cgroup(s).
 pub struct Cgroup {
     cfg: CgroupConfig,
@@ -549,10 +560,8 @@ impl Cgroup {
                 need(&format!("{f}.cpus/mems"), "cpuset")?;
             }
         }
-        if let Some(p) = r.pids() {
-            if p.limit() != 0 {
-                need("linux.resources.pids", "pids")?;
-            }
+        if r.pids().is_some() {
+            need("linux.resources.pids", "pids")?;
         }
         if let Some(b) = r.block_io() {
             let f = "linux.resources.blockIO";
@@ -659,7 +668,7 @@ impl Cgroup {
                 need(&format!("{f}.cpus/mems"), "cpuset")?;
             }
         }
-        if r.pids().is_some_and(|p| p.limit() != 0) {
+        if r.pids().is_some() {
             need("linux.resources.pids", "pids")?;
         }
         if let Some(b) = r.block_io() {

@@ -75,15 +75,7 @@ pub(crate) fn apply(
         apply_memory(d, m)?;
     }
     if let (Some(p), Some(d)) = (r.pids(), dir(v1, "pids")) {
-        let limit = p.limit();
-        if limit != 0 {
-            let v = if limit > 0 {
-                limit.to_string()
-            } else {
-                "max".into()
-            };
-            fsutil::write(d, "pids.max", &v)?;
-        }
+        fsutil::write(d, "pids.max", &super::pids_max(p.limit()))?;
     }
     if let (Some(b), Some(d)) = (r.block_io(), dir(v1, "blkio")) {
         apply_blkio(d, b)?;

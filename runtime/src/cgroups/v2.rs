@@ -74,6 +74,21 @@ pub(crate) fn available_controllers(mount: &Path, dir: &Path) -> Result<Vec<Stri
     }
 }
 
+/// cpu.weight for cpu.shares, as current runc, crun and youki convert it (runc#4772,
+/// kubernetes#131216): a quadratic in log2 space through (2, 1), (1024, 100) and (262144, 10000),
+/// so that the default 1024 shares give the default weight 100 (the old linear formula gave 39).
+pub(crate) fn cpu_weight(shares: u64) -> u64 {
+    if shares <= 2 {
+        return 1;
+    }
+    if shares >= 262_144 {
+        return 10_000;
+    }
+    let l = (shares as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    (10f64.powf(exponent).ceil() as u64).clamp(1, 10_000)
+}
+
 fn num_or_max(v: i64) -> Option<String> {
     match v {
         0 => None,
@@ -92,12 +107,16 @@ pub(crate) fn write_hugetlb(d: &Path, l: &LinuxHugepageLimit) -> Result<()> {
     Ok(())
 }
 
-/// runc's cgroups.ConvertMemorySwapToCgroupV2Value: OCI swap is memory+swap, v2 wants swap only.
+/// runc's cgroups.ConvertMemorySwapToCgroupV2Value (1.2.1+): OCI swap is memory+swap, v2 wants swap
+/// only. Unlimited memory without a swap value means unlimited swap; with one, the value is the
+/// swap limit as it is (there is no memory limit to take off it).
 pub(crate) fn swap_v2(swap: i64, limit: i64) -> Result<Option<String>> {
     match swap {
+        0 if limit == -1 => Ok(Some("max".into())),
         0 => Ok(None),
         -1 => Ok(Some("max".into())),
-        _ if limit == 0 || limit == -1 => {
+        _ if limit == -1 => Ok(Some(swap.to_string())),
+        _ if limit == 0 => {
             bail!("linux.resources.memory.swap: cannot set a swap limit without a memory limit")
         }
         _ if swap < limit => bail!(
@@ -110,9 +129,7 @@ pub(crate) fn swap_v2(swap: i64, limit: i64) -> Result<Option<String>> {
 /// Write `r` into the cgroup. `with_devices`: also replace the device filter (not on `update`).
 pub(crate) fn apply(d: &Path, r: &LinuxResources, with_devices: bool) -> Result<()> {
     if let Some(p) = r.pids() {
-        if let Some(v) = num_or_max(p.limit()) {
-            fsutil::write(d, "pids.max", &v)?;
-        }
+        fsutil::write(d, "pids.max", &super::pids_max(p.limit()))?;
     }
     if let Some(m) = r.memory() {
         let limit = m.limit().unwrap_or(0);
@@ -189,9 +206,7 @@ pub(crate) fn apply(d: &Path, r: &LinuxResources, with_devices: bool) -> Result<
             fsutil::write(d, "cpu.idle", &idle.to_string())?;
         }
         if let Some(shares) = cpu.shares().filter(|s| *s != 0) {
-            // runc's ConvertCPUSharesToCgroupV2Value: [2, 262144] -> [1, 10000]
-            let w = 1 + (shares.saturating_sub(2)) * 9999 / 262142;
-            fsutil::write(d, "cpu.weight", &w.to_string())?;
+            fsutil::write(d, "cpu.weight", &cpu_weight(shares).to_string())?;
         }
         let quota = cpu.quota().unwrap_or(0);
         let period = cpu.period().unwrap_or(0);
@@ -299,4 +314,29 @@ pub(crate) fn freeze(mount: &Path, dir: &Path, state: FreezerState) -> Result<()
 
 pub(crate) fn is_frozen(dir: &Path) -> Result<bool> {
     Ok(fsutil::read(dir, "cgroup.freeze")?.trim() == "1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_weight_is_runcs_log_quadratic() {
+        assert_eq!(cpu_weight(2), 1);
+        assert_eq!(cpu_weight(1024), 100);
+        assert_eq!(cpu_weight(262_144), 10_000);
+        assert!(cpu_weight(512) < 100 && cpu_weight(2048) > 100);
+    }
+
+    #[test]
+    fn swap_with_unlimited_memory_is_taken_as_it_is() {
+        assert_eq!(swap_v2(0, -1).unwrap().as_deref(), Some("max"));
+        assert_eq!(swap_v2(1 << 20, -1).unwrap().as_deref(), Some("1048576"));
+        assert_eq!(
+            swap_v2(3 << 20, 1 << 20).unwrap().as_deref(),
+            Some("2097152")
+        );
+        assert!(swap_v2(1 << 20, 0).is_err());
+        assert_eq!(swap_v2(0, 5).unwrap(), None);
+    }
 }

@@ -178,6 +178,8 @@ fn read_process(path: &Path) -> Result<Process> {
     let data =
         std::fs::read(path).with_context(|| format!("--process {}: reading it", path.display()))?;
     serde_json::from_slice(&data)
+        .map_err(anyhow::Error::from)
+        .and_then(|v: serde_json::Value| crate::config::from_value(&v))
         .with_context(|| format!("--process {}: parsing it", path.display()))
 }
 

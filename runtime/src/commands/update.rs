@@ -130,29 +130,9 @@ fn request(a: &UpdateArgs) -> Result<LinuxResources> {
 
 /// A linux.resources object; a field of the wrong type is named (`memory.limit: ...`).
 fn parse_resources(text: &str) -> Result<LinuxResources> {
-    let err = match serde_json::from_str(text) {
-        Ok(r) => return Ok(r),
-        Err(e) => e,
-    };
-    let Ok(serde_json::Value::Object(top)) = serde_json::from_str::<serde_json::Value>(text) else {
-        return Err(err.into());
-    };
-    // find the first section, then the first field in it, that does not parse on its own
-    let fails = |v: serde_json::Value| serde_json::from_value::<LinuxResources>(v).err();
-    for (section, value) in &top {
-        let Some(e) = fails(serde_json::json!({ section: value })) else {
-            continue;
-        };
-        if let serde_json::Value::Object(fields) = value {
-            for (field, v) in fields {
-                if let Some(e) = fails(serde_json::json!({ section: { field: v } })) {
-                    bail!("{section}.{field}: {e}");
-                }
-            }
-        }
-        bail!("{section}: {e}");
-    }
-    Err(err.into())
+    let mut value: serde_json::Value = serde_json::from_str(text)?;
+    crate::config::normalize_pids(&mut value, true);
+    crate::config::from_value(&value)
 }
 
 fn int<T: std::str::FromStr>(flag: &str, v: &Option<String>) -> Result<Option<T>>
@@ -307,7 +287,7 @@ fn merge(stored: &LinuxResources, req: &LinuxResources) -> (LinuxResources, Linu
         delta.set_block_io(Some(d));
     }
 
-    if let Some(p) = req.pids().filter(|p| p.limit() != 0) {
+    if let Some(p) = *req.pids() {
         merged.set_pids(Some(p));
         delta.set_pids(Some(p));
     }
