@@ -30,6 +30,8 @@ use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod differential;
+
 /// The host's static busybox, copied into every rootfs.
 pub const BUSYBOX: &str = "/bin/busybox";
 
@@ -49,10 +51,29 @@ fn next_n() -> u32 {
 /// Absolute path of the runtime under test.
 pub fn runtime() -> &'static Path {
     static R: OnceLock<PathBuf> = OnceLock::new();
-    R.get_or_init(|| match resolve_runtime() {
-        Ok(p) => p,
-        Err(e) => panic!("conformance: cannot find the runtime under test: {e:#}"),
+    R.get_or_init(|| {
+        isolate_inherited_fds();
+        match resolve_runtime() {
+            Ok(p) => p,
+            Err(e) => panic!("conformance: cannot find the runtime under test: {e:#}"),
+        }
     })
+}
+
+/// Whatever this test process inherited above stdio (a shell's or CI runner's stray fds) is made
+/// close-on-exec, so that the runtime runs with exactly the fds a test gives it: the fd tests
+/// (`--preserve-fds`, leaks) must not depend on who started `cargo test`.
+fn isolate_inherited_fds() {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets a flag on open fds; it touches no
+    // memory, and this process's own fds are close-on-exec already.
+    unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            nix::libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
 }
 
 fn which(name: &str) -> Option<PathBuf> {
