@@ -21,6 +21,7 @@ pub mod hooks;
 pub mod init;
 pub mod launch;
 pub mod logging;
+pub mod lsm;
 pub mod mounts;
 pub mod namespaces;
 pub mod netdev;

@@ -460,6 +460,7 @@ pub fn exec(
         sys::clear_cloexec(*fd).with_context(|| format!("passing fd {fd}: fcntl(F_SETFD)"))?;
     }
     sys::reset_signals();
+    crate::lsm::set_exec_attributes(p)?;
     if let Some(f) = &filter {
         f.install()
             .context("linux.seccomp: installing the filter")?;

@@ -98,6 +98,8 @@ pub struct Plan {
     pub resources: Option<LinuxResources>,
     pub seccomp: Option<SeccompProgram>,
     pub personality: Option<u64>,
+    /// `linux.mountLabel` (SELinux context of the container's filesystems).
+    pub mount_label: Option<String>,
     pub memory_policy: Option<MemoryPolicy>,
     /// `linux.netDevices`, in the order of their host names.
     pub net_devices: Vec<crate::netdev::NetDevice>,
@@ -247,11 +249,15 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
         bail!("linux.intelRdt: Intel RDT (resctrl) is not supported by berth");
     }
     let net_devices = crate::netdev::from_spec(linux.net_devices().as_ref(), &namespaces)?;
-    if process.apparmor_profile.is_some() && !apparmor_enabled() {
-        crate::debug!("process.apparmorProfile is ignored: AppArmor is not enabled on this host");
-    }
-    if (process.selinux_label.is_some() || linux.mount_label().is_some()) && !selinux_enabled() {
-        crate::debug!("SELinux labels are ignored: SELinux is not enabled on this host");
+    let mount_label = linux.mount_label().clone().filter(|l| !l.is_empty());
+    crate::lsm::check(&process, mount_label.as_deref())?;
+    let mut mounts = mounts;
+    for m in &mut mounts {
+        if let crate::mounts::Source::Fs { fstype, .. } = &m.source {
+            if let Some(ctx) = crate::lsm::mount_context(mount_label.as_deref(), fstype) {
+                m.data.push(("context".to_owned(), Some(ctx)));
+            }
+        }
     }
 
     Ok(Plan {
@@ -273,6 +279,7 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
         resources,
         seccomp,
         personality,
+        mount_label,
         memory_policy,
         net_devices,
         hooks: Hooks::from_spec(&spec)?,
@@ -330,15 +337,6 @@ fn memory_policy_flag(f: MemoryPolicyFlagType) -> i32 {
         MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
         MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
     }
-}
-
-fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .is_ok_and(|s| s.trim() == "Y")
-}
-
-fn selinux_enabled() -> bool {
-    Path::new("/sys/fs/selinux/enforce").exists()
 }
 
 /// Only namespaced sysctls are allowed, and only when the container has that namespace (runc's rules).
