@@ -796,6 +796,9 @@ struct Gen<'h> {
     rng: Rng,
     host: &'h Host,
     muts: Vec<Mutation>,
+    /// Whether this case may hold an invalid value at all (most cases should
+    /// run, so that their effects are compared).
+    invalid_allowed: bool,
     invalid_used: bool,
     n: u32,
 }
@@ -810,7 +813,7 @@ impl Gen<'_> {
 
     /// At most one invalid value per case (the first one decides the outcome).
     fn invalid(&mut self, percent: u64) -> bool {
-        if self.invalid_used || !self.rng.chance(percent) {
+        if !self.invalid_allowed || self.invalid_used || !self.rng.chance(percent) {
             return false;
         }
         self.invalid_used = true;
@@ -855,10 +858,13 @@ fn set(p: &str, v: Value) -> Op {
 
 /// Generate case `index` of the campaign `seed`.
 pub fn generate(seed: u64, index: u64, host: &Host) -> Case {
+    let mut rng = Rng::for_case(seed, index);
+    let invalid_allowed = rng.chance(40);
     let mut g = Gen {
-        rng: Rng::for_case(seed, index),
+        rng,
         host,
         muts: Vec::new(),
+        invalid_allowed,
         invalid_used: false,
         n: 0,
     };
@@ -1607,6 +1613,10 @@ fn f_env(g: &mut Gen) {
             1 => ("env.empty-name", "=value"),
             _ => ("env.nul-byte", "NUL=a\u{0}b"),
         };
+        if g.rng.chance(30) {
+            g.add("env.no-path-lookup", vec![Op::DropEnv(s("PATH"))]);
+            return;
+        }
         g.add(tag, vec![Op::Env(s(e))]);
         return;
     }
@@ -1626,14 +1636,32 @@ fn f_env(g: &mut Gen) {
                 ("env.long", vec![Op::Env(format!("LONG={}", "x".repeat(n)))])
             }
             7 => ("env.home", vec![Op::Env(s("HOME=/tmp"))]),
-            8 => ("env.no-path", vec![Op::DropEnv(s("PATH"))]),
+            8 => (
+                "env.no-path",
+                vec![
+                    Op::DropEnv(s("PATH")),
+                    set("/process/args", json!(["/bin/sh", PROBE])),
+                ],
+            ),
             9 => ("env.no-term", vec![Op::DropEnv(s("TERM"))]),
-            10 => ("env.clear", vec![set("/process/env", json!([]))]),
+            10 => (
+                "env.clear",
+                vec![
+                    set("/process/env", json!([])),
+                    set("/process/args", json!(["/bin/sh", PROBE])),
+                ],
+            ),
             11 => {
                 let ops = (0..200).map(|i| Op::Env(format!("MANY_{i}={i}"))).collect();
                 ("env.many", ops)
             }
-            _ => ("env.absent", vec![Op::Remove(s("/process/env"))]),
+            _ => (
+                "env.absent",
+                vec![
+                    Op::Remove(s("/process/env")),
+                    set("/process/args", json!(["/bin/sh", PROBE])),
+                ],
+            ),
         };
         g.add(tag, ops);
     }
@@ -3978,6 +4006,7 @@ pub fn run_built(built: &Built, rt: &Runtime, host: &Host) -> Result<RunResult> 
             .iter()
             .map(|p| abs(p))
             .collect(),
+        cgroup: cg_path.trim_end_matches('/').to_string(),
         bundle: bundle.clone(),
         id: id.clone(),
         own_cgroups: host
@@ -4062,6 +4091,8 @@ struct Normaliser {
     /// Absolute maskedPaths: how a runtime makes them empty (tmpfs size=0,
     /// /dev/null of a tmpfs or devtmpfs) differs by nature.
     masked: BTreeSet<String>,
+    /// The configured cgroupsPath (as run).
+    cgroup: String,
     bundle: String,
     id: String,
     own_cgroups: Vec<String>,
@@ -4070,7 +4101,11 @@ struct Normaliser {
 
 impl Normaliser {
     fn text(&self, x: &str) -> String {
-        let mut t = x
+        let mut t = x.to_string();
+        if self.cgroup.len() > 1 {
+            t = t.replace(&self.cgroup, "<cgroup>");
+        }
+        let mut t = t
             .replace(&self.bundle, "<bundle>")
             .replace(&self.id, "<id>");
         for own in &self.own_cgroups {
@@ -4369,23 +4404,42 @@ pub fn compare(a: &RunResult, b: &RunResult) -> Vec<SectionDiff> {
     for sec in sections {
         let x = a.facts.get(sec).unwrap_or(&empty);
         let y = b.facts.get(sec).unwrap_or(&empty);
-        let items: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-        let lines: Vec<(String, String, String)> = items
-            .into_iter()
-            .filter_map(|i| {
-                let va = x.get(i).map(String::as_str).unwrap_or(ABSENT);
-                let vb = y.get(i).map(String::as_str).unwrap_or(ABSENT);
-                (va != vb).then(|| (i.clone(), va.to_string(), vb.to_string()))
-            })
-            .collect();
-        if !lines.is_empty() {
-            out.push(SectionDiff {
-                section: sec.clone(),
-                lines,
-            });
+        let items: BTreeSet<&String> = x.keys().chain(y.keys()).collect(); // One divergence per item class: the item with digits folded (random
+                                                                           // mount points, fd numbers), so that one cause gives one class.
+        let mut classes: BTreeMap<String, Vec<(String, String, String)>> = BTreeMap::new();
+        for i in items {
+            let va = x.get(i).map(String::as_str).unwrap_or(ABSENT);
+            let vb = y.get(i).map(String::as_str).unwrap_or(ABSENT);
+            if va != vb {
+                classes
+                    .entry(format!("{sec}:{}", item_class(i)))
+                    .or_default()
+                    .push((i.clone(), va.to_string(), vb.to_string()));
+            }
+        }
+        for (section, lines) in classes {
+            out.push(SectionDiff { section, lines });
         }
     }
     out
+}
+
+/// An item name with each run of digits replaced by `N`.
+pub fn item_class(item: &str) -> String {
+    let mut o = String::new();
+    let mut in_digits = false;
+    for c in item.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                o.push('N');
+            }
+            in_digits = true;
+        } else {
+            in_digits = false;
+            o.push(c);
+        }
+    }
+    o
 }
 
 fn clip(x: &str, n: usize) -> String {

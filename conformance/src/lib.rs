@@ -455,7 +455,7 @@ impl Out {
     #[track_caller]
     pub fn fails_naming(&self, words: &[&str]) -> &Self {
         self.fails();
-        let all = format!("{}\n{}", self.stderr, self.stdout).to_lowercase();
+        let all = format!("{}\n{}", log_messages(&self.stderr), self.stdout).to_lowercase();
         assert!(
             words.iter().any(|w| all.contains(&w.to_lowercase())),
             "`{}` failed as expected but its message names none of {words:?}\nstdout: {}\nstderr: {}",
@@ -521,6 +521,21 @@ pub fn run_cmd(mut cmd: Command, scratch: &Path, timeout: Duration) -> Out {
         stdout,
         stderr,
     }
+}
+
+/// stderr with logrus-style lines (`time=".." level=error msg="quoted \"text\""`, runc's and berth's
+/// error lines) also given with their message unquoted, so that a test can look for the words.
+pub fn log_messages(stderr: &str) -> String {
+    let mut out = String::from(stderr);
+    for line in stderr.lines() {
+        if let Some(q) = line.split_once(" msg=").map(|(_, q)| q) {
+            if let Ok(msg) = serde_json::from_str::<String>(q.trim()) {
+                out.push('\n');
+                out.push_str(&msg);
+            }
+        }
+    }
+    out
 }
 
 /// Wait for a child up to `timeout`; `None` on timeout.

@@ -9,7 +9,7 @@
 //! Until `Ready`, errors go to the parent over the channel; after it, to `start` over its connection.
 
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 
 use anyhow::{bail, Context, Result};
@@ -130,9 +130,10 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     )?;
 
     if plan.namespaces.has(Kind::Mount) {
-        rootfs::pivot(&plan.rootfs, args.no_pivot)?;
+        rootfs::pivot(&prepared.root, args.no_pivot)?;
     } else {
-        nix::unistd::chroot(&plan.rootfs).context("chroot into the rootfs (no mount namespace)")?;
+        nix::unistd::fchdir(prepared.root.as_raw_fd()).context("fchdir into the rootfs")?;
+        nix::unistd::chroot(".").context("chroot into the rootfs (no mount namespace)")?;
         nix::unistd::chdir("/").context("chdir /")?;
     }
 

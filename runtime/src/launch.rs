@@ -249,14 +249,21 @@ fn launch(
     state_dir.write_config(&plan.spec)?;
     state_dir.write_state(&state)?;
 
-    // Clone.
+    // Clone, from the rootfs: the init starts there and never has to resolve its path (see
+    // `rootfs::prepare`).
     let pid_ns = PidForChildren::enter(join_fds)?;
+    let own_cwd = std::fs::File::open(".").context("opening the working directory")?;
+    std::env::set_current_dir(&plan.rootfs)
+        .with_context(|| format!("chdir into the rootfs {}", plan.rootfs.display()))?;
     let forked = sys::clone3(plan.namespaces.clone_flags().bits() as u64, None);
+    if !matches!(forked, Ok(sys::Forked::Child)) {
+        nix::unistd::fchdir(own_cwd.as_raw_fd()).context("fchdir back to the working directory")?;
+    }
     let (mut pid, mut pidfd) = match forked {
         Ok(sys::Forked::Child) => init::main(
             InitArgs {
                 plan,
-                close_fds: vec![lock_fd, parent_end.fd().as_raw_fd()],
+                close_fds: vec![lock_fd, parent_end.fd().as_raw_fd(), own_cwd.as_raw_fd()],
                 join_fds,
                 exec_listener,
                 console_socket,

@@ -47,9 +47,34 @@ pub struct RootfsPlan<'a> {
 pub struct Prepared {
     /// The `/dev/console` placeholder, when there is a terminal.
     pub console: Option<OwnedFd>,
+    /// The container's root: the top of the rootfs bound onto itself (or the rootfs directory
+    /// without a mount namespace of its own), for pivot_root / chroot.
+    pub root: OwnedFd,
 }
 
+/// The init starts in the rootfs (the runtime clones it from there, see `launch`), so that nothing
+/// here resolves the rootfs's path: a mapped root in a user namespace may not be allowed to search
+/// the directories above it (a bundle under a 0700 directory of the host's root).
 pub fn prepare(plan: &RootfsPlan) -> Result<Prepared> {
+    let open_cwd = || -> Result<OwnedFd> {
+        let fd = nix::fcntl::open(
+            ".",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .context("opening the rootfs (the init's working directory)")?;
+        Ok(owned(fd))
+    };
+    let mut here = open_cwd()?;
+    if crate::procfs::fd_path(here.as_raw_fd())? != plan.rootfs {
+        // Joining a mount namespace (setns) moved the init to that namespace's `/`: there the
+        // rootfs is found by its path, in the joined namespace.
+        nix::unistd::chdir(plan.rootfs)
+            .with_context(|| format!("chdir into the rootfs {}", plan.rootfs.display()))?;
+        here = open_cwd()?;
+    }
     if plan.mount_namespace {
         let root_flags = if plan.propagation != 0 {
             plan.propagation
@@ -59,17 +84,20 @@ pub fn prepare(plan: &RootfsPlan) -> Result<Prepared> {
         mount::<str, str, str, str>(None, "/", None, MsFlags::from_bits_retain(root_flags), None)
             .context("setting the propagation of / in the container's mount namespace")?;
         make_parent_mount_private(plan.rootfs)?;
-        mount::<Path, Path, str, str>(
-            Some(plan.rootfs),
-            plan.rootfs,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
-        )
-        .with_context(|| format!("binding the rootfs {} onto itself", plan.rootfs.display()))?;
+        let bind = || -> Result<OwnedFd> {
+            let tree = sys::open_tree(
+                here.as_raw_fd(),
+                c"",
+                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH,
+            )
+            .context("open_tree")?;
+            sys::move_mount(tree.as_fd(), here.as_fd()).context("move_mount")?;
+            Ok(tree)
+        };
+        here = bind()
+            .with_context(|| format!("binding the rootfs {} onto itself", plan.rootfs.display()))?;
     }
-    let root = Root::open(plan.rootfs)
-        .with_context(|| format!("opening the rootfs {}", plan.rootfs.display()))?;
+    let root = Root::from_fd(here.try_clone().context("duplicating the rootfs's fd")?);
 
     for (i, m) in plan.mounts.iter().enumerate() {
         attach(&root, m, plan.cgroup_namespace, plan.idmapped.get(i)).with_context(|| {
@@ -90,7 +118,10 @@ pub fn prepare(plan: &RootfsPlan) -> Result<Prepared> {
     } else {
         devices::setup(&root, plan.devices, plan.in_user_namespace, plan.console)?
     };
-    Ok(Prepared { console })
+    Ok(Prepared {
+        console,
+        root: here,
+    })
 }
 
 fn describe(s: &Source) -> String {
@@ -776,8 +807,8 @@ fn own_cgroups() -> Result<Vec<(String, String)>> {
 
 /// Move into the prepared rootfs: pivot_root (the host's tree is detached and dropped), or with
 /// `no_pivot` MS_MOVE + chroot (for a rootfs on ramfs, where pivot_root is impossible).
-pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
-    nix::unistd::chdir(rootfs).with_context(|| format!("chdir {}", rootfs.display()))?;
+pub fn pivot(rootfs: &OwnedFd, no_pivot: bool) -> Result<()> {
+    nix::unistd::fchdir(rootfs.as_raw_fd()).context("fchdir into the rootfs")?;
     if no_pivot {
         mount::<str, str, str, str>(Some("."), "/", None, MsFlags::MS_MOVE, None)
             .context("moving the rootfs onto / (--no-pivot)")?;
