@@ -3,14 +3,19 @@
 //!
 //! As runc: the exec attribute is written just before execve (before the seccomp filter), so the
 //! profile or label applies from the program's first instruction, and never to berth's own code;
-//! the mount label becomes the `context=` option of the container's filesystems. Where the host has
-//! no such LSM a config that asks for confinement is refused, as runc refuses it (its write of the
-//! attribute fails): a process that asked to be confined must not run unconfined.
+//! the mount label becomes the `context=` option of the container's filesystems.
+//!
+//! Where the host has no such LSM there is nothing to confine with: the field is not applied and
+//! berth says so with a warning on stderr (as youki does, and as the OCI validation suite expects).
+//! This differs from runc 1.1.5 on purpose: runc fails the container with the kernel's EINVAL
+//! from writing the attribute (`apparmor failed to apply profile: ... invalid argument`), which
+//! the spec does not ask for. Where the LSM is enabled, a profile or label that cannot be applied
+//! fails the container: it never runs unconfined.
 //!
 //! Every write goes through the verified procfs handle (`crate::procfs`): a container's mount over
 //! /proc/self/attr cannot take the label.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::process::ProcessPlan;
 
@@ -23,24 +28,31 @@ pub fn selinux_enabled() -> bool {
     std::path::Path::new("/sys/fs/selinux/enforce").exists()
 }
 
-/// Refuse what this host cannot apply (checked before anything exists).
-pub fn check(p: &ProcessPlan, mount_label: Option<&str>) -> Result<()> {
+/// What this host can apply of the process's labels: the fields of an LSM the host lacks are cleared,
+/// each with a warning naming it. Returns the mount label to apply (None without SELinux).
+pub fn applicable(p: &mut ProcessPlan, mount_label: Option<&str>) -> Option<String> {
     if let Some(profile) = &p.apparmor_profile {
         if !apparmor_enabled() {
-            bail!("process.apparmorProfile {profile:?}: AppArmor is not enabled on this host, so the profile cannot be applied");
+            crate::warn!("process.apparmorProfile {profile:?} is not applied: AppArmor is not enabled on this host");
+            p.apparmor_profile = None;
         }
     }
+    let selinux = selinux_enabled();
     if let Some(label) = &p.selinux_label {
-        if !selinux_enabled() {
-            bail!("process.selinuxLabel {label:?}: SELinux is not enabled on this host, so the label cannot be applied");
+        if !selinux {
+            crate::warn!("process.selinuxLabel {label:?} is not applied: SELinux is not enabled on this host");
+            p.selinux_label = None;
         }
     }
-    if let Some(label) = mount_label {
-        if !selinux_enabled() {
-            bail!("linux.mountLabel {label:?}: SELinux is not enabled on this host, so mounts cannot be labelled");
+    match mount_label {
+        Some(label) if !selinux => {
+            crate::warn!(
+                "linux.mountLabel {label:?} is not applied: SELinux is not enabled on this host"
+            );
+            None
         }
+        other => other.map(str::to_owned),
     }
-    Ok(())
 }
 
 /// The AppArmor exec attribute's file (the LSM-specific one of Linux 5.1+, else the shared one) and

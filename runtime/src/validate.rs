@@ -249,8 +249,11 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
         bail!("linux.intelRdt: Intel RDT (resctrl) is not supported by berth");
     }
     let net_devices = crate::netdev::from_spec(linux.net_devices().as_ref(), &namespaces)?;
-    let mount_label = linux.mount_label().clone().filter(|l| !l.is_empty());
-    crate::lsm::check(&process, mount_label.as_deref())?;
+    let mut process = process;
+    let mount_label = crate::lsm::applicable(
+        &mut process,
+        linux.mount_label().as_deref().filter(|l| !l.is_empty()),
+    );
     let mut mounts = mounts;
     for m in &mut mounts {
         if let crate::mounts::Source::Fs { fstype, .. } = &m.source {

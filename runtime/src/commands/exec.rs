@@ -30,8 +30,8 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     }
     let spec = state::read_config(&c.dir)?;
     let process = build_process(a, spec.process().as_ref())?;
-    let plan = ProcessPlan::from_spec(&process)?;
-    crate::lsm::check(&plan, None)?;
+    let mut plan = ProcessPlan::from_spec(&process)?;
+    crate::lsm::applicable(&mut plan, None);
     let linux = spec.linux().clone().unwrap_or_default();
     let namespaces = linux
         .namespaces()

@@ -87,8 +87,16 @@ pub fn features() -> Features {
     linux.set_capabilities(Some(caps.iter().map(|c| c.to_string()).collect()));
     linux.set_cgroup(Some(cgroup));
     linux.set_seccomp(Some(sec));
-    linux.set_apparmor(Some(Apparmor::default().set_enabled(Some(false)).clone()));
-    linux.set_selinux(Some(Selinux::default().set_enabled(Some(false)).clone()));
+    linux.set_apparmor(Some(
+        Apparmor::default()
+            .set_enabled(Some(crate::lsm::apparmor_enabled()))
+            .clone(),
+    ));
+    linux.set_selinux(Some(
+        Selinux::default()
+            .set_enabled(Some(crate::lsm::selinux_enabled()))
+            .clone(),
+    ));
     linux.set_intel_rdt(Some(IntelRdt::default().set_enabled(Some(false)).clone()));
     linux.set_memory_policy(Some(mempol));
     linux.set_mount_extensions(Some(mount_ext));
