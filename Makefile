@@ -10,7 +10,7 @@ RUNTIME ?= $(CURDIR)/target/debug/berth
 # A second containerd generation for the integration tests, when present.
 CONTAINERD_BIN_DIR ?= $(wildcard $(CURDIR)/../shared/bin/containerd-2.3.4)
 
-.PHONY: all deps build build-runtime build-debug install demo test unit conformance conformance-runc integration bench lint clean
+.PHONY: all deps build build-runtime build-debug install demo test unit conformance conformance-runc spec-validation integration bench lint clean
 
 all: build
 
@@ -45,7 +45,7 @@ demo: build-runtime
 # Every test: unit tests, the conformance suite with berth and with runc, and the real managers
 # (containerd 1.6 and, when found, 2.3, each with the berth shim and the runc shim; CRI; podman;
 # Docker) with berth and with runc as the runtime.
-test: lint unit conformance conformance-runc integration
+test: lint unit conformance conformance-runc spec-validation integration
 
 unit: deps
 	$(CARGO) test -p berth -p berth-shim
@@ -55,6 +55,12 @@ conformance: build-debug
 
 conformance-runc: build-debug
 	RUNTIME=runc $(CARGO) test -p conformance
+
+# The OCI runtime-spec validation suite (../shared/suites, built once into ~/.cache/berth) against
+# berth and runc side by side; fails on a check runc passes and berth fails, or on a berth not-ok not
+# listed with its reason in conformance/spec-validation-known.txt. Skips visibly without ../shared.
+spec-validation: build-debug
+	python3 scripts/spec-validation.py --berth $(CURDIR)/target/debug/berth
 
 integration: build-debug
 	INTEG_RUNTIME=$(CURDIR)/target/debug/berth INTEG_BERTH_SHIM=$(CURDIR)/target/debug/containerd-shim-berth-v2 \

