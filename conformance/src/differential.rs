@@ -268,6 +268,8 @@ pub enum Op {
     MountOpt(String, String),
     /// Remove an option from every mount at a destination.
     DropMountOpt(String, String),
+    /// Set the rlimit of a type (type, soft, hard), replacing an entry of that type.
+    Rlimit(String, u64, u64),
     /// Append an environment entry.
     Env(String),
     /// Remove the environment entries of a name.
@@ -301,6 +303,7 @@ impl Op {
             Op::DropMount(d) => json!(["drop-mount", d]),
             Op::MountOpt(d, o) => json!(["mount-option", d, o]),
             Op::DropMountOpt(d, o) => json!(["drop-mount-option", d, o]),
+            Op::Rlimit(t, so, h) => json!(["rlimit", t, so, h]),
             Op::Env(e) => json!(["env", e]),
             Op::DropEnv(e) => json!(["drop-env", e]),
             Op::RootfsDir(p, m) => json!(["rootfs-dir", p, format!("{m:o}")]),
@@ -455,6 +458,14 @@ fn apply(b: &mut Built, op: &Op) {
                         }
                     }
                 }
+            }
+        }
+        Op::Rlimit(t, so, h) => {
+            let a = array_at(cfg, "/process/rlimits");
+            let v = json!({"type": t, "soft": so, "hard": h});
+            match a.iter_mut().find(|r| r["type"] == t.as_str()) {
+                Some(r) => *r = v,
+                None => a.push(v),
             }
         }
         Op::Env(e) => array_at(cfg, "/process/env").push(json!(e)),
@@ -1953,7 +1964,8 @@ fn f_rlimits(g: &mut Gen) {
         }
         return;
     }
-    let push = |ty: &str, soft: u64, hard: u64| {
+    let push = |ty: &str, soft: u64, hard: u64| Op::Rlimit(s(ty), soft, hard);
+    let dup = |ty: &str, soft: u64, hard: u64| {
         Op::Push(
             s("/process/rlimits"),
             json!({"type": ty, "soft": soft, "hard": hard}),
@@ -2015,7 +2027,7 @@ fn f_rlimits(g: &mut Gen) {
             } else {
                 hard.max(floor)
             };
-            ops.push(push(&ty, floor.min(h2), h2));
+            ops.push(dup(&ty, floor.min(h2), h2));
             "rlimit.duplicate-type"
         } else {
             tag
@@ -3442,7 +3454,8 @@ fn f_misc(g: &mut Gen) {
             "lsm.apparmor",
             vec![set("/process/apparmorProfile", json!("unconfined"))],
         ),
-        6 => (
+        6 if g.invalid(50) => (
+            // (no SELinux on this host: refused)
             "lsm.selinux",
             vec![set(
                 "/process/selinuxLabel",
@@ -3596,9 +3609,13 @@ pwd -P
 echo '@@ env'
 env | sort
 echo '@@ uts'
-echo "hostname=$(uname -n)"
+if [ "$(uname -s)" = Linux ]; then
+  echo "hostname=$(uname -n)"
+  echo "machine=$(uname -m)"
+else
+  echo "uname=failed"
+fi
 echo "domainname=$(cat /proc/sys/kernel/domainname)"
-echo "machine=$(uname -m)"
 echo "personality=$(cat /proc/self/personality)"
 echo '@@ limits'
 cat /proc/self/limits
@@ -3901,10 +3918,18 @@ fn run_capture(
     cmd.stdin(Stdio::null())
         .stdout(fs::File::create(&out_p)?)
         .stderr(fs::File::create(&err_p)?);
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
     let mut child = cmd.spawn().context("spawn the runtime")?;
     let code = wait_child(&mut child, timeout);
     if code.is_none() {
-        let _ = child.kill();
+        // the wrapper and the runtime it started: the group we made
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = child.wait();
     }
     let read = |p: &Path| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned();
@@ -3962,9 +3987,14 @@ pub fn run_built(built: &Built, rt: &Runtime, host: &Host) -> Result<RunResult> 
     b.config = cfg.clone();
     // The runtime runs in a private mount namespace of its own, recording it
     // first; the harness's runtime argument is replaced by ours.
+    // After the runtime ends, the mounts it left in its namespace under the
+    // bundle (configs without a mount namespace of their own) are listed.
     let wrapper = format!(
-        "readlink /proc/self/ns/mnt > {} 2>&1; shift; exec \"$0\" \"$@\"",
-        sq(&format!("{bundle}/.rt-mntns"))
+        "readlink /proc/self/ns/mnt > {mntns} 2>&1; shift; \"$0\" \"$@\"; rc=$?; \
+         grep -F {root} /proc/self/mountinfo | cut -d' ' -f5 > {mounts} 2>&1; exit $rc",
+        mntns = sq(&format!("{bundle}/.rt-mntns")),
+        root = sq(&format!("{bundle}/rootfs")),
+        mounts = sq(&format!("{bundle}/.rt-mounts")),
     );
     b.runtime_prefix = vec![
         s("unshare"),
@@ -4028,7 +4058,12 @@ pub fn run_built(built: &Built, rt: &Runtime, host: &Host) -> Result<RunResult> 
             .or_default()
             .insert(s("code"), c.to_string());
     }
-    let left = leftovers(&b, &id, &candidates, &cg_path);
+    let mut left = leftovers(&b, &id, &candidates, &cg_path);
+    let mounts = fs::read_to_string(b.path().join(".rt-mounts")).unwrap_or_default();
+    let mounts: Vec<String> = mounts.lines().map(|l| norm.text(l)).collect();
+    if !mounts.is_empty() {
+        left.insert(s("mounts"), mounts.join(" "));
+    }
     if !left.is_empty() {
         facts.insert(s("leftover"), left);
     }
@@ -4195,6 +4230,9 @@ fn parse_mountinfo(lines: &[&str], n: &Normaliser, out: &mut BTreeMap<String, St
         };
         let (fstype, source, root) = if masked {
             ("<masked>", "", "")
+        } else if fstype.starts_with("cgroup") {
+            // the device name of a cgroup mount is cosmetic
+            (fstype, "", f[3])
         } else {
             (fstype, source, f[3])
         };
@@ -4214,7 +4252,36 @@ fn parse_mountinfo(lines: &[&str], n: &Normaliser, out: &mut BTreeMap<String, St
     }
 }
 
+/// Text a failed syscall left in a buffer (busybox prints it anyway).
+fn unprintable(v: &str) -> bool {
+    v.chars()
+        .any(|c| c == '\u{fffd}' || (c.is_control() && c != '\t'))
+}
+
 fn parse_probe(stdout: &str, n: &Normaliser) -> Facts {
+    let mut facts = parse_sections(stdout, n);
+    for items in facts.values_mut() {
+        for v in items.values_mut() {
+            if unprintable(v) {
+                *v = s("<unprintable>");
+            }
+        }
+    }
+    if let Some(h) = facts
+        .get_mut("cgfiles")
+        .and_then(|c| c.get_mut("hierarchies"))
+    {
+        // a cgroup2 root lists the host's cgroups, among them other runs' containers
+        *h = h
+            .split(' ')
+            .filter(|e| !e.is_empty() && !e.contains("berth-") && !e.contains("<id>"))
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    facts
+}
+
+fn parse_sections(stdout: &str, n: &Normaliser) -> Facts {
     let mut sections: Vec<(String, Vec<&str>)> = Vec::new();
     for l in stdout.lines() {
         if let Some(name) = l.strip_prefix("@@ ") {
@@ -4374,10 +4441,19 @@ pub struct SectionDiff {
 }
 
 impl SectionDiff {
+    /// The lines as match keys. An item only one side has is the same
+    /// divergence whatever its value, so that value becomes `*`.
     fn line_keys(&self) -> BTreeSet<String> {
         self.lines
             .iter()
-            .map(|(i, a, b)| format!("{i}\u{1}{a}\u{1}{b}"))
+            .map(|(i, a, b)| {
+                let (a, b) = match (a.as_str(), b.as_str()) {
+                    (ABSENT, _) => (ABSENT, "*"),
+                    (_, ABSENT) => ("*", ABSENT),
+                    (a, b) => (a, b),
+                };
+                format!("{i}\u{1}{a}\u{1}{b}")
+            })
             .collect()
     }
 }
@@ -4411,10 +4487,16 @@ pub fn compare(a: &RunResult, b: &RunResult) -> Vec<SectionDiff> {
             let va = x.get(i).map(String::as_str).unwrap_or(ABSENT);
             let vb = y.get(i).map(String::as_str).unwrap_or(ABSENT);
             if va != vb {
-                classes
-                    .entry(format!("{sec}:{}", item_class(i)))
-                    .or_default()
-                    .push((i.clone(), va.to_string(), vb.to_string()));
+                let class = if sec == "mountinfo" && without_prop(va) == without_prop(vb) {
+                    s("propagation")
+                } else {
+                    item_class(i)
+                };
+                classes.entry(format!("{sec}:{class}")).or_default().push((
+                    i.clone(),
+                    va.to_string(),
+                    vb.to_string(),
+                ));
             }
         }
         for (section, lines) in classes {
@@ -4422,6 +4504,14 @@ pub fn compare(a: &RunResult, b: &RunResult) -> Vec<SectionDiff> {
         }
     }
     out
+}
+
+/// A normalised mountinfo value without its propagation (`prop=`) field.
+fn without_prop(v: &str) -> String {
+    v.split(' ')
+        .filter(|w| !w.starts_with("prop="))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// An item name with each run of digits replaced by `N`.
@@ -4619,6 +4709,34 @@ fn split_key(key: &str) -> (String, BTreeSet<String>) {
     (sec.to_string(), tags)
 }
 
+impl Known {
+    /// Does a found class match? The section and each tag may use `*`; every
+    /// tag of the entry must match one of the class's tags.
+    pub fn matches(&self, section: &str, tags: &[String]) -> bool {
+        glob(&self.section, section) && self.tags.iter().all(|k| tags.iter().any(|t| glob(k, t)))
+    }
+}
+
+/// `*` matches any run of characters; everything else itself.
+pub fn glob(pat: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pat.split('*').collect();
+    if parts.len() == 1 {
+        return pat == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 pub fn load_known(path: &Path) -> Result<Vec<Known>> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
@@ -4705,8 +4823,16 @@ impl Campaign {
 
     /// Run a built config with both runtimes.
     pub fn pair(&mut self, built: &Built) -> Result<Pair> {
-        let a = run_built(built, &self.settings.berth, &self.host)?;
-        let b = run_built(built, &self.settings.runc, &self.host)?;
+        // Both at once (each has its own bundle, ids and cgroups).
+        let (a, b) = std::thread::scope(|sc| {
+            let ha = sc.spawn(|| run_built(built, &self.settings.berth, &self.host));
+            let rb = run_built(built, &self.settings.runc, &self.host);
+            let ra = ha
+                .join()
+                .unwrap_or_else(|_| Err(anyhow!("the berth run panicked")));
+            (ra, rb)
+        });
+        let (a, b) = (a?, b?);
         self.runs += 2;
         let d = compare(&a, &b);
         Ok((a, b, d))
@@ -4875,11 +5001,24 @@ impl Campaign {
         if self.shows(&dn, &sec) {
             keep = none;
         } else {
-            for i in 0..n {
-                keep[i] = false;
-                let (_, _, di) = self.with_cache(case, cache, &keep)?;
-                if !self.shows(&di, &sec) {
-                    keep[i] = true;
+            // Greedy passes until nothing more can go: dropping one mutation
+            // can make an earlier one droppable.
+            for _ in 0..4 {
+                let mut changed = false;
+                for i in 0..n {
+                    if !keep[i] {
+                        continue;
+                    }
+                    keep[i] = false;
+                    let (_, _, di) = self.with_cache(case, cache, &keep)?;
+                    if self.shows(&di, &sec) {
+                        changed = true;
+                    } else {
+                        keep[i] = true;
+                    }
+                }
+                if !changed {
+                    break;
                 }
             }
         }
@@ -4932,7 +5071,7 @@ impl Campaign {
         let known = self
             .known
             .iter()
-            .find(|k| k.section == diff.section && k.tags.iter().all(|t| tags.contains(t)))
+            .find(|k| k.matches(&diff.section, &tags))
             .map(|k| format!("{}: {}", k.key, k.reason));
         let f = Found {
             key: key.clone(),
