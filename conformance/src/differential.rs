@@ -288,6 +288,10 @@ pub enum Op {
     BundleFile(String, String, u32),
     /// Start a namespace helper (`unshare -n -i -u -m sleep`) whose pid is `@HELPER@`.
     Helper,
+    /// Run the process through `exec` (see [`ExecMode`]).
+    Exec(ExecMode),
+    /// Append `exec` flags (used with [`ExecMode::Cli`]).
+    ExecFlags(Vec<String>),
 }
 
 impl Op {
@@ -313,6 +317,8 @@ impl Op {
             Op::BundleDir(p, m) => json!(["bundle-dir", p, format!("{m:o}")]),
             Op::BundleFile(p, _, m) => json!(["bundle-file", p, format!("{m:o}")]),
             Op::Helper => json!(["helper"]),
+            Op::Exec(m) => json!(["exec", format!("{m:?}")]),
+            Op::ExecFlags(f) => json!(["exec-flags", f]),
         }
     }
 
@@ -353,6 +359,19 @@ pub struct Built {
     pub config: Value,
     pub preps: Vec<Op>,
     pub helper: bool,
+    /// Run the process with `exec` in a running container instead of as the init.
+    pub exec: Option<ExecMode>,
+    /// `exec` flags (with [`ExecMode::Cli`]).
+    pub exec_flags: Vec<String>,
+}
+
+/// How the generated process is exec'd into a container whose init sleeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecMode {
+    /// `exec --process process.json ID` (the config's process object).
+    ProcessFile,
+    /// `exec [flags] ID -- args` (the config's process as the base).
+    Cli,
 }
 
 /// The base every case edits: the harness's `runc spec`-like default running the probe.
@@ -398,6 +417,8 @@ pub fn build(muts: &[&Mutation]) -> Built {
         config: base_config(),
         preps: Vec::new(),
         helper: false,
+        exec: None,
+        exec_flags: Vec::new(),
     };
     for m in muts {
         for op in &m.ops {
@@ -476,6 +497,8 @@ fn apply(b: &mut Built, op: &Op) {
             }
         }
         Op::Helper => b.helper = true,
+        Op::Exec(m) => b.exec = Some(*m),
+        Op::ExecFlags(f) => b.exec_flags.extend(f.iter().cloned()),
         p if p.is_prep() => b.preps.push(p.clone()),
         _ => {}
     }
@@ -894,7 +917,8 @@ pub fn generate(seed: u64, index: u64, host: &Host) -> Case {
         g.rng.range(0, 4)
     };
     type Feature = fn(&mut Gen);
-    let features: [(u64, Feature); 25] = [
+    let features: [(u64, Feature); 26] = [
+        (5, f_exec),
         (5, f_args),
         (6, f_env),
         (5, f_cwd),
@@ -3470,6 +3494,39 @@ fn f_misc(g: &mut Gen) {
     g.add(tag, ops);
 }
 
+fn f_exec(g: &mut Gen) {
+    if g.rng.chance(40) {
+        g.add(
+            "via.exec-process-file",
+            vec![Op::Exec(ExecMode::ProcessFile)],
+        );
+        return;
+    }
+    g.add("via.exec", vec![Op::Exec(ExecMode::Cli)]);
+    for _ in 0..g.rng.range(0, 3) {
+        let flags: (&str, &[&str]) = match g.rng.below(10) {
+            0 => ("exec.env", &["-e", "EXEC_VAR=x y"]),
+            1 => ("exec.env-duplicate", &["-e", "DUP=one", "-e", "DUP=two"]),
+            2 => (
+                "exec.env-override",
+                &["-e", "TERM=dumb", "-e", "PATH=/bin:/usr/bin"],
+            ),
+            3 => ("exec.cwd", &["--cwd", "/tmp"]),
+            4 => ("exec.user", &["-u", "1000:1000"]),
+            5 => ("exec.user", &["-u", "1001:100"]),
+            6 => ("exec.user-name", &["-u", "user1"]),
+            7 => ("exec.additional-gids", &["-g", "100", "-g", "2000"]),
+            8 => ("exec.cap", &["--cap", "CAP_SYS_ADMIN"]),
+            _ => ("exec.no-new-privs", &["--no-new-privs"]),
+        };
+        let (tag, f) = flags;
+        g.add(
+            tag,
+            vec![Op::ExecFlags(f.iter().map(|x| x.to_string()).collect())],
+        );
+    }
+}
+
 fn f_exit(g: &mut Gen) {
     let code = *g.rng.pick(&[1, 3, 42, 255]);
     g.add("exit-code", vec![Op::Env(format!("PROBE_EXIT={code}"))]);
@@ -3911,10 +3968,11 @@ fn chown_tree(p: &Path, id: u32) -> Result<()> {
 fn run_capture(
     mut cmd: Command,
     dir: &Path,
+    tag: &str,
     timeout: Duration,
 ) -> Result<(Option<i32>, String, String)> {
-    let out_p = dir.join(".stdout");
-    let err_p = dir.join(".stderr");
+    let out_p = dir.join(format!(".stdout-{tag}"));
+    let err_p = dir.join(format!(".stderr-{tag}"));
     cmd.stdin(Stdio::null())
         .stdout(fs::File::create(&out_p)?)
         .stderr(fs::File::create(&err_p)?);
@@ -3934,6 +3992,61 @@ fn run_capture(
     }
     let read = |p: &Path| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned();
     Ok((code, read(&out_p), read(&err_p)))
+}
+
+/// Exec mode: `run -d` the container with a sleeping init (the config's
+/// process otherwise), exec the generated process, then delete the container.
+/// A failing `run -d` or `exec` is a refusal.
+fn run_exec(
+    b: &mut Bundle,
+    id: &str,
+    cfg: &Value,
+    mode: ExecMode,
+    flags: &[String],
+) -> Result<(Option<i32>, String, String)> {
+    let bundle = b.path().to_string_lossy().into_owned();
+    let mut process = cfg.get("process").cloned().unwrap_or(Value::Null);
+    let args = process.get("args").cloned().unwrap_or(Value::Null);
+    set_ptr(&mut b.config, "/process/args", json!(["/bin/sleep", "600"]));
+    b.write_config(id);
+    let cmd = b.rt_cmd(&["run", "-d", "--bundle", &bundle, id]);
+    let (code, out, err) = run_capture(cmd, b.path(), "run", RUN_TIMEOUT)?;
+    if code != Some(0) {
+        return Ok((code.or(Some(1)), out, err));
+    }
+    let mut argv: Vec<String> = vec![s("exec")];
+    match mode {
+        ExecMode::ProcessFile => {
+            if let Some(env) = process.get_mut("env").and_then(Value::as_array_mut) {
+                env.push(json!(format!("CONFORMANCE_ID={id}")));
+            }
+            let pf = b.path().join("process.json");
+            fs::write(&pf, serde_json::to_vec_pretty(&process)?)?;
+            argv.push(s("--process"));
+            argv.push(pf.to_string_lossy().into_owned());
+            argv.push(id.to_string());
+        }
+        ExecMode::Cli => {
+            argv.extend(flags.iter().cloned());
+            // (runc takes everything after the id verbatim, without `--`)
+            argv.push(id.to_string());
+            argv.extend(
+                args.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| x.as_str().unwrap_or("").to_string())
+                            .collect()
+                    })
+                    .unwrap_or_else(Vec::new),
+            );
+        }
+    }
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let cmd = b.rt_cmd(&argv);
+    let (code, out2, err2) = run_capture(cmd, b.path(), "exec", RUN_TIMEOUT)?;
+    let del = b.rt_cmd(&["delete", "--force", id]);
+    let _ = run_capture(del, b.path(), "delete", RUN_TIMEOUT)?;
+    Ok((code, out2, format!("{err}{err2}")))
 }
 
 /// Run a built config with one runtime in a fresh bundle and collect its facts.
@@ -4006,9 +4119,14 @@ pub fn run_built(built: &Built, rt: &Runtime, host: &Host) -> Result<RunResult> 
         wrapper,
         rt.path.to_string_lossy().into_owned(),
     ];
-    b.write_config(&id);
-    let cmd = b.rt_cmd(&["run", "--bundle", &bundle, &id]);
-    let (code, stdout, stderr) = run_capture(cmd, b.path(), RUN_TIMEOUT)?;
+    let (code, stdout, stderr) = match built.exec {
+        None => {
+            b.write_config(&id);
+            let cmd = b.rt_cmd(&["run", "--bundle", &bundle, &id]);
+            run_capture(cmd, b.path(), "run", RUN_TIMEOUT)?
+        }
+        Some(mode) => run_exec(&mut b, &id, &cfg, mode, &built.exec_flags)?,
+    };
     let kind = match code {
         None => Kind::Timeout,
         Some(_) if stdout.lines().any(|l| l == "@@ begin") => Kind::Ran,

@@ -4,12 +4,39 @@
 //! test") for the knobs: DIFF_SEED, DIFF_CASES, DIFF_ONLY, BERTH, RUNC,
 //! DIFF_MINIMIZE, DIFF_REPORT_DIR.
 
-use conformance::differential::{Campaign, Settings};
+use conformance::differential::{describe_case, generate, Campaign, Host, Settings};
+use std::collections::BTreeMap;
 use std::time::Instant;
+
+/// `DIFF_LIST=1`: print the generated cases and how often each tag occurs,
+/// without running anything.
+fn list_only(settings: &Settings) {
+    let host = Host::probe().expect("host facts");
+    let mut tags: BTreeMap<String, u64> = BTreeMap::new();
+    let indices: Vec<u64> = match settings.only {
+        Some(i) => vec![i],
+        None => (0..settings.cases).collect(),
+    };
+    for i in indices {
+        let case = generate(settings.seed, i, &host);
+        print!("{}", describe_case(&case));
+        for m in &case.muts {
+            *tags.entry(m.tag.clone()).or_default() += 1;
+        }
+    }
+    println!("tags ({}):", tags.len());
+    for (t, n) in tags {
+        println!("  {n:5} {t}");
+    }
+}
 
 #[test]
 fn differential_against_runc() {
     let settings = Settings::from_env().expect("differential settings");
+    if std::env::var_os("DIFF_LIST").is_some() {
+        list_only(&settings);
+        return;
+    }
     let only = settings.only;
     let cases = settings.cases;
     let mut c = Campaign::new(settings).expect("differential campaign");
