@@ -17,12 +17,14 @@ use crate::container::Container;
 use crate::namespaces::Kind;
 use crate::process::{self, ProcessPlan};
 use crate::seccomp::SeccompProgram;
-use crate::sync::{Channel, Msg};
+use crate::sync::{Channel, Incoming, Msg};
 use crate::{sys, terminal};
 
 pub struct ExecOptions {
     pub process: ProcessPlan,
     pub seccomp: Option<SeccompProgram>,
+    /// Where the seccomp notify listener goes (`linux.seccomp.listenerPath`).
+    pub agent: Option<crate::seccomp_listener::Agent>,
     /// `linux.personality` of the container, as its init has it.
     pub personality: Option<u64>,
     /// The cgroup the process joins: the container's, or a sub-cgroup of it (`--cgroup`).
@@ -95,10 +97,20 @@ pub fn exec(c: &Container, o: ExecOptions) -> Result<Execed> {
         }
         parent_end.send(&Msg::Go)
     })();
-    let outcome = placed.and_then(|_| match parent_end.recv()? {
-        None => Ok(()),
-        Some(Msg::Error(e)) => bail!("{e}"),
-        Some(other) => bail!("exec channel: unexpected {other:?}"),
+    let outcome = placed.and_then(|_| loop {
+        match parent_end.recv_any()? {
+            Incoming::Closed => break Ok(()),
+            Incoming::Listener(fd) => {
+                let agent = o
+                    .agent
+                    .as_ref()
+                    .context("exec channel: a seccomp listener without a listenerPath")?;
+                let state = serde_json::to_value(c.oci_state(crate::container::Status::Running))?;
+                agent.deliver(pid, state, fd)?;
+            }
+            Incoming::Msg(Msg::Error(e)) => bail!("{e}"),
+            Incoming::Msg(other) => bail!("exec channel: unexpected {other:?}"),
+        }
     });
     if let Err(e) = outcome {
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -143,7 +155,13 @@ fn child_main(c: &Container, o: &ExecOptions, init: &OwnedFd, channel: Channel) 
             sys::personality(p).context("linux.personality")?;
         }
         let e = process::prepare(&o.process)?;
-        process::exec(&o.process, &e, o.seccomp.as_ref(), &o.preserve_fds)
+        process::exec(
+            &o.process,
+            &e,
+            o.seccomp.as_ref(),
+            &o.preserve_fds,
+            Some(channel.fd()),
+        )
     })();
     let Err(e) = result;
     let _ = channel.send(&Msg::Error(format!("{e:#}")));

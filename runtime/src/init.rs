@@ -52,7 +52,7 @@ pub fn main(args: InitArgs, channel: Channel) -> ! {
             match wait_for_start(&args.exec_listener) {
                 Err(_) => 1,
                 Ok(mut conn) => {
-                    let Err(e) = finish(&args, &exec, state_pid);
+                    let Err(e) = finish(&args, &exec, state_pid, &conn);
                     let msg = format!("{e:#}");
                     let _ = conn.write_all(msg.as_bytes());
                     // As a shell reports it: 127 for a missing program, 126 for one that cannot run.
@@ -232,7 +232,12 @@ fn wait_for_start(listener: &UnixListener) -> Result<UnixStream> {
 }
 
 /// Step 4: never returns on success (execve).
-fn finish(args: &InitArgs, exec: &Exec, state_pid: i32) -> Result<std::convert::Infallible> {
+fn finish(
+    args: &InitArgs,
+    exec: &Exec,
+    state_pid: i32,
+    start: &UnixStream,
+) -> Result<std::convert::Infallible> {
     let plan = args.plan;
     hooks::run(
         "startContainer",
@@ -244,6 +249,7 @@ fn finish(args: &InitArgs, exec: &Exec, state_pid: i32) -> Result<std::convert::
         exec,
         plan.seccomp.as_ref(),
         &args.preserve_fds,
+        Some(start.as_fd()),
     )
 }
 

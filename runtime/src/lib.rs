@@ -30,6 +30,7 @@ pub mod procfs;
 pub mod rootfs;
 pub mod sealed_exe;
 pub mod seccomp;
+pub mod seccomp_listener;
 pub mod state;
 pub mod sync;
 pub mod sys;

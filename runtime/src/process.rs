@@ -420,6 +420,8 @@ fn io_text(e: &std::io::Error) -> String {
 
 /// Become the container's process: credentials, capabilities, no_new_privs, fds, signals, seccomp, and
 /// execve. `pass_fds` are passed to the program; every other fd above 2 is closed on exec.
+/// `listener_to`: the socket that takes the seccomp notify listener, when the profile notifies (see
+/// `seccomp_listener`): handing it over is the one call after the filter but execve.
 ///
 /// Everything that can fail, and every system call, comes before the seccomp filter: once it is
 /// installed nothing runs but execve, so a profile need not allow anything else (profiles written
@@ -429,6 +431,7 @@ pub fn exec(
     e: &Exec,
     seccomp: Option<&SeccompProgram>,
     pass_fds: &[RawFd],
+    listener_to: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<std::convert::Infallible> {
     let filter = seccomp.map(SeccompProgram::prepare).transpose()?;
     if let Some(c) = &p.capabilities {
@@ -462,8 +465,15 @@ pub fn exec(
     sys::reset_signals();
     crate::lsm::set_exec_attributes(p)?;
     if let Some(f) = &filter {
-        f.install()
-            .context("linux.seccomp: installing the filter")?;
+        if let Some(listener) = f
+            .install()
+            .context("linux.seccomp: installing the filter")?
+        {
+            let sock = listener_to
+                .context("linux.seccomp: the profile notifies but there is no way to the agent")?;
+            sys::send_fd(sock, crate::seccomp_listener::TAG, listener)
+                .context("linux.seccomp: handing the notify listener over (sendmsg)")?;
+        }
     }
     let err = sys::execve(e);
     let name = e.argv()[0].to_string_lossy();

@@ -468,9 +468,9 @@ fn translate(spec: &LinuxSeccomp, host: Host) -> Result<Translated> {
             if name.is_empty() {
                 bail!("{field}.names[{k}]: empty syscall name");
             }
-            if action == Action::Notify && name == "write" {
-                // As runc: the init reports the listener fd with write(2).
-                bail!("{field}: SCMP_ACT_NOTIFY cannot be used for the write syscall");
+            if action == Action::Notify && name == "sendmsg" {
+                // The process hands its listener over with sendmsg(2) (see `seccomp_listener`).
+                bail!("{field}: SCMP_ACT_NOTIFY cannot be used for the sendmsg syscall");
             }
         }
         let mut conds = Vec::new();
@@ -1636,11 +1636,11 @@ mod tests {
         assert!(e.contains("linux.seccomp.defaultAction"), "{e}");
         let e = err(
             json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x", "syscalls": [
-            {"names": ["read", "write"], "action": "SCMP_ACT_NOTIFY"}]}),
+            {"names": ["read", "sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}),
         );
         assert!(
             e.contains(
-                "linux.seccomp.syscalls[0]: SCMP_ACT_NOTIFY cannot be used for the write syscall"
+                "linux.seccomp.syscalls[0]: SCMP_ACT_NOTIFY cannot be used for the sendmsg syscall"
             ),
             "{e}"
         );
@@ -2016,7 +2016,7 @@ mod tests {
                 names.push(*rng.pick(NAMES));
             }
             let mut action = *rng.pick(&actions);
-            if action == "SCMP_ACT_NOTIFY" && names.contains(&"write") {
+            if action == "SCMP_ACT_NOTIFY" && names.contains(&"sendmsg") {
                 action = "SCMP_ACT_ERRNO";
             }
             let mut args = Vec::new();

@@ -32,6 +32,15 @@ pub enum Msg {
     Error(String),
 }
 
+/// What arrives on a channel.
+pub enum Incoming {
+    Msg(Msg),
+    /// The seccomp notify listener of the process on the other side.
+    Listener(OwnedFd),
+    /// The other side closed the channel (exited or exec'd).
+    Closed,
+}
+
 /// The longest error text sent whole (a message must fit the receiver's buffer).
 const MAX_ERROR: usize = 16 * 1024;
 
@@ -73,21 +82,28 @@ impl Channel {
 
     /// The next message, or None when the other side closed the channel (exited).
     pub fn recv(&self) -> Result<Option<Msg>> {
-        let mut buf = vec![0u8; 64 * 1024];
-        let n = loop {
-            match nix::sys::socket::recv(
-                self.0.as_raw_fd(),
-                &mut buf,
-                nix::sys::socket::MsgFlags::empty(),
-            ) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                r => break r.context("receiving on the init channel")?,
-            }
-        };
-        if n == 0 {
-            return Ok(None);
+        match self.recv_any()? {
+            Incoming::Msg(m) => Ok(Some(m)),
+            Incoming::Closed => Ok(None),
+            Incoming::Listener(_) => bail!("init channel: an unexpected fd"),
         }
-        Ok(Some(
+    }
+
+    /// The next message, or the seccomp notify listener (`seccomp_listener`), or the end.
+    pub fn recv_any(&self) -> Result<Incoming> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let (n, fd) = crate::seccomp_listener::recv_with_fd(self.0.as_fd(), &mut buf)
+            .context("receiving on the init channel")?;
+        if let Some(fd) = fd {
+            if buf[..n] == [crate::seccomp_listener::TAG] {
+                return Ok(Incoming::Listener(fd));
+            }
+            bail!("init channel: an fd with an unexpected message");
+        }
+        if n == 0 {
+            return Ok(Incoming::Closed);
+        }
+        Ok(Incoming::Msg(
             serde_json::from_slice(&buf[..n]).context("decoding an init channel message")?,
         ))
     }

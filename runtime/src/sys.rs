@@ -289,6 +289,45 @@ pub fn execve(args: &ExecArgs) -> io::Error {
     io::Error::last_os_error()
 }
 
+/// sendmsg(2) of one byte `tag` with `fd` as SCM_RIGHTS on the connected socket `sock`. The message
+/// is laid out on the stack: nothing is allocated, and sendmsg is the only system call (it runs
+/// after the seccomp filter, to hand the notify listener over).
+pub fn send_fd(sock: BorrowedFd<'_>, tag: u8, fd: RawFd) -> io::Result<()> {
+    #[repr(C)]
+    union Cmsg {
+        hdr: libc::cmsghdr,
+        buf: [u8; 64],
+    }
+    let mut data = [tag];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cmsg = Cmsg { buf: [0; 64] };
+    // SAFETY: msghdr is plain data; zeroed is a valid (empty) value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    // SAFETY: CMSG_SPACE is a pure computation on a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    // SAFETY: `cmsg` is 64 bytes, aligned for cmsghdr, more than CMSG_SPACE(sizeof(int)) (24); the
+    // CMSG_* macros address the header and data inside that buffer, which msghdr points to; the
+    // kernel reads msg, iov and the buffer during the call only.
+    unsafe {
+        msg.msg_control = (&mut cmsg as *mut Cmsg).cast();
+        msg.msg_controllen = space as _;
+        let hdr = libc::CMSG_FIRSTHDR(&msg);
+        (*hdr).cmsg_level = libc::SOL_SOCKET;
+        (*hdr).cmsg_type = libc::SCM_RIGHTS;
+        (*hdr).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(hdr).cast::<RawFd>(), fd);
+        if libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Flags of open_tree(2), move_mount(2), fsopen(2) and friends (the new mount API).
 pub mod mount_api {
     pub const OPEN_TREE_CLONE: u32 = 1;

@@ -77,6 +77,7 @@ pub fn run(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         ExecOptions {
             process: plan,
             seccomp,
+            agent: crate::seccomp_listener::Agent::of(&spec),
             personality,
             cgroup,
             namespaces,

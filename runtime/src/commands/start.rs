@@ -1,7 +1,7 @@
 //! `berth start ID`: release a created container's init, wait until its program runs, run poststart hooks.
 
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -30,14 +30,31 @@ pub fn start(root: &Path, id: &str, dir: &StateDir) -> Result<()> {
     let mut conn = UnixStream::connect(format!("/proc/self/fd/{dirfd}/{EXEC_SOCKET}"))
         .context("connecting to the container's init (did it die?)")?;
     let _ = std::fs::remove_file(dir.path(EXEC_SOCKET));
-    // The init closes the connection when it execs the program, or writes why it could not.
-    let mut msg = String::new();
-    conn.read_to_string(&mut msg)
+    let spec = state::read_config(&dir.dir)?;
+    // The init closes the connection when it execs the program, or writes why it could not; with a
+    // notifying seccomp profile it first sends the listener, for the agent.
+    let mut msg = Vec::new();
+    if let Some(agent) = crate::seccomp_listener::Agent::of(&spec) {
+        let mut first = [0u8; 1];
+        let (n, fd) = crate::seccomp_listener::recv_with_fd(conn.as_fd(), &mut first)
+            .context("waiting for the container's program to start")?;
+        match fd {
+            Some(fd) => {
+                let state = serde_json::to_value(c.oci_state(Status::Created))?;
+                if let Err(e) = agent.deliver(c.state.pid, state, fd) {
+                    // Its notified calls would wait for an agent that never comes.
+                    let _ = c.signal(libc::SIGKILL);
+                    return Err(e);
+                }
+            }
+            None => msg.extend_from_slice(&first[..n]),
+        }
+    }
+    conn.read_to_end(&mut msg)
         .context("waiting for the container's program to start")?;
     if !msg.is_empty() {
-        bail!("{msg}");
+        bail!("{}", String::from_utf8_lossy(&msg));
     }
-    let spec = state::read_config(&dir.dir)?;
     let hooks = validate::Hooks::from_spec(&spec)?;
     if !hooks.poststart.is_empty() {
         hooks::run_warn(
