@@ -5,6 +5,21 @@ use berth::commands;
 use berth::logging;
 
 fn main() {
+    // A panic is a bug, never an answer: if one happens all the same, it is reported as one error
+    // line (runc's format, in the log too), not a Rust backtrace dump.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        logging::fatal(&anyhow::anyhow!("internal error (a bug in berth){at}: {what}"));
+    }));
     let cli = Cli::parse();
     let g = &cli.global;
     if matches!(
