@@ -4316,9 +4316,14 @@ fn parse_mountinfo(lines: &[&str], n: &Normaliser, out: &mut BTreeMap<String, St
             continue;
         }
         let point = n.text(&unescape_mount(f[4]));
+        // A masked file is a bind of a /dev/null: writes go nowhere either
+        // way, and whether that bind is read-only only follows where the
+        // runtime took its /dev/null from.
+        let file_mask = n.masked.contains(&point) && f[3].ends_with("/null");
         let opts: Vec<&str> = f[5]
             .split(',')
             .filter(|o| MOUNT_FLAGS.contains(o))
+            .filter(|o| !(file_mask && (*o == "ro" || *o == "rw")))
             .collect();
         let mut prop: Vec<&str> = f[6..]
             .iter()
@@ -5180,9 +5185,9 @@ impl Campaign {
             .zip(keep)
             .filter(|(_, k)| **k)
             .flat_map(|(m, _)| {
-                m.ops
-                    .iter()
-                    .filter(|o| o.is_prep() || matches!(o, Op::Helper))
+                m.ops.iter().filter(|o| {
+                    o.is_prep() || matches!(o, Op::Helper | Op::Exec(_) | Op::ExecFlags(_))
+                })
             })
             .map(|o| o.to_json().to_string())
             .collect();
@@ -5299,7 +5304,7 @@ fn render_found(f: &Found, roles: (&str, &str)) -> String {
         let _ = writeln!(o, "  {l}");
     }
     for p in &f.preps {
-        let _ = writeln!(o, "  bundle: {p}");
+        let _ = writeln!(o, "  run: {p}");
     }
     o.push_str(&render_diff(&f.diff, roles));
     if f.section.starts_with("refused") || f.section.starts_with("timeout") {
