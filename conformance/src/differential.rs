@@ -3158,6 +3158,7 @@ fn f_resources(g: &mut Gen) {
 }
 
 fn f_seccomp(g: &mut Gen) {
+    let minus_tag: String;
     let arches = match g.rng.below(3) {
         0 => json!(["SCMP_ARCH_X86_64"]),
         1 => Value::Null,
@@ -3245,8 +3246,9 @@ fn f_seccomp(g: &mut Gen) {
                 &["prlimit64"],
             ];
             let drop = *g.rng.pick(&options);
+            minus_tag = format!("seccomp.allowlist.minus-{}", drop[0]);
             (
-                "seccomp.allowlist.minus-one",
+                minus_tag.as_str(),
                 with_arches(profile_allowlist(Some(1), drop, vec![])),
             )
         }
