@@ -3666,7 +3666,7 @@ umask
 echo '@@ cwd'
 pwd -P
 echo '@@ env'
-env | sort
+if [ -r /proc/$$/environ ]; then tr '\0' '\n' < /proc/$$/environ; else env; fi
 echo '@@ uts'
 if [ "$(uname -s)" = Linux ]; then
   echo "hostname=$(uname -n)"
@@ -4456,11 +4456,23 @@ fn parse_sections(stdout: &str, n: &Normaliser) -> Facts {
                 }
             }
             "env" => {
+                // What the runtime passed to execve: a name given twice keeps
+                // both values, in order.
                 for (i, l) in lines.iter().enumerate() {
                     match kv(l, '=') {
-                        Some((k, v)) => out.insert(k, n.text(&v)),
-                        None => out.insert(format!("#{i}"), n.text(l)),
-                    };
+                        Some((k, v)) => {
+                            let v = n.text(&v);
+                            out.entry(k)
+                                .and_modify(|e| {
+                                    e.push_str(" | ");
+                                    e.push_str(&v);
+                                })
+                                .or_insert(v);
+                        }
+                        None => {
+                            out.insert(format!("#{i}"), n.text(l));
+                        }
+                    }
                 }
             }
             "uts" => {
