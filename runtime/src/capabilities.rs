@@ -108,15 +108,6 @@ impl CapSets {
     }
 }
 
-/// Make a permitted capability effective again (the uid change cleared the effective set).
-pub fn raise_effective(cap: Capability) -> Result<()> {
-    if caps::has_cap(None, CapSet::Permitted, cap).unwrap_or(false) {
-        caps::raise(None, CapSet::Effective, cap)
-            .with_context(|| format!("raising {cap} in the effective set"))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parse the command line as runc's (urfave/cli) does: a flag given twice takes its last value
+    /// (`exec --cwd /a --cwd /b`), where clap would refuse it.
+    pub fn parse_runc_style() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        fn override_self(c: clap::Command) -> clap::Command {
+            c.args_override_self(true).mut_subcommands(override_self)
+        }
+        let matches = override_self(Cli::command()).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOpts {
     /// Directory for the containers' state.

@@ -31,10 +31,33 @@ pub fn parse(data: &[u8]) -> Result<Spec> {
     if let Some(r) = value.pointer_mut("/linux/resources") {
         normalize_pids(r, spec_1_3);
     }
+    check_capability_names(&value)?;
     let spec: Spec = from_value(&value)?;
     check_shapes(&value, &serde_json::to_value(&spec)?, &mut String::new())?;
     check_version(spec.version())?;
     Ok(spec)
+}
+
+/// Capabilities are named as the kernel's headers name them (`CAP_CHOWN`): oci-spec would also read
+/// `CHOWN` or `cap_chown`, which runc does not know (it drops them with a warning), and a name that
+/// maps to no kernel interface must be an error (config.md).
+fn check_capability_names(value: &serde_json::Value) -> Result<()> {
+    let Some(caps) = value
+        .pointer("/process/capabilities")
+        .and_then(|c| c.as_object())
+    else {
+        return Ok(());
+    };
+    for (set, names) in caps {
+        for (i, name) in names.as_array().into_iter().flatten().enumerate() {
+            if let Some(n) = name.as_str() {
+                if !n.starts_with("CAP_") || n.bytes().any(|b| b.is_ascii_lowercase()) {
+                    bail!("process.capabilities.{set}[{i}]: {n:?} is not a capability name (they are written CAP_..., e.g. CAP_CHOWN)");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `resources.pids` as berth applies it: present means "set pids.max". oci-spec reads an absent

@@ -1,5 +1,3 @@
-use clap::Parser;
-
 use berth::cli::{Cli, Command};
 use berth::commands;
 use berth::logging;
@@ -18,9 +16,11 @@ fn main() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        logging::fatal(&anyhow::anyhow!("internal error (a bug in berth){at}: {what}"));
+        logging::fatal(&anyhow::anyhow!(
+            "internal error (a bug in berth){at}: {what}"
+        ));
     }));
-    let cli = Cli::parse();
+    let cli = Cli::parse_runc_style();
     let g = &cli.global;
     if matches!(
         cli.command,

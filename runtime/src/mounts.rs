@@ -43,6 +43,34 @@ pub struct Mount {
     pub tmpcopyup: bool,
     /// Idmapped mount (`idmap`/`ridmap` options or the mount's own uid/gid mappings).
     pub idmap: Option<IdMap>,
+    /// The atime options as mount(2) flags, folded into `attr` by [`from_spec`].
+    pub atime: AtimeFlags,
+}
+
+/// MS_NOATIME, MS_STRICTATIME and MS_RELATIME as the atime options set (true) or clear (false)
+/// them, in order, the way runc hands them to mount(2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AtimeFlags {
+    pub noatime: Option<bool>,
+    pub strictatime: Option<bool>,
+    pub relatime: Option<bool>,
+}
+
+impl AtimeFlags {
+    /// The mount's atime mode as the kernel derives it from those flags: strictatime wins, then
+    /// noatime, else relatime (the default). None when no atime option was given.
+    fn mode(&self) -> Option<u64> {
+        if *self == AtimeFlags::default() {
+            return None;
+        }
+        Some(if self.strictatime == Some(true) {
+            MOUNT_ATTR_STRICTATIME
+        } else if self.noatime == Some(true) {
+            MOUNT_ATTR_NOATIME
+        } else {
+            MOUNT_ATTR_RELATIME
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -65,17 +93,9 @@ pub fn from_spec(index: usize, m: &SpecMount, bundle: &Path) -> Result<Mount> {
     if destination.as_os_str().is_empty() {
         bail!("{field}.destination is empty");
     }
-    // Relative destinations are taken from "/" as runc does (the spec asks for absolute ones).
-    let destination = Path::new("/").join(destination);
-    if destination
-        .components()
-        .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        bail!(
-            "{field}.destination {}: must not contain \"..\"",
-            destination.display()
-        );
-    }
+    // Relative destinations are taken from "/", and ".." is cleaned lexically (never above "/"),
+    // as runc does; the result is resolved inside the rootfs when the mount is made.
+    let destination = clean(&Path::new("/").join(destination));
 
     let options: Vec<&str> = m.options().iter().flatten().map(String::as_str).collect();
     let mut mount = Mount {
@@ -88,6 +108,7 @@ pub fn from_spec(index: usize, m: &SpecMount, bundle: &Path) -> Result<Mount> {
         propagation: Vec::new(),
         tmpcopyup: false,
         idmap: None,
+        atime: AtimeFlags::default(),
     };
     let mut bind = None;
     let mut idmap = None;
@@ -110,6 +131,10 @@ pub fn from_spec(index: usize, m: &SpecMount, bundle: &Path) -> Result<Mount> {
         }
     }
 
+    if let Some(mode) = mount.atime.mode() {
+        mount.attr.attr_clr |= MOUNT_ATTR__ATIME;
+        mount.attr.attr_set = (mount.attr.attr_set & !MOUNT_ATTR__ATIME) | mode;
+    }
     let fstype = m.typ().as_deref().unwrap_or("");
     if fstype == "bind" && bind.is_none() {
         bind = Some(false);
@@ -178,6 +203,21 @@ pub fn from_spec(index: usize, m: &SpecMount, bundle: &Path) -> Result<Mount> {
     }
     check_proc_destination(&field, &mount)?;
     Ok(mount)
+}
+
+/// `path` without "." and ".." components (a ".." at "/" stays at "/"), like Go's filepath.Clean.
+fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Every option [`from_spec`] recognises as a flag, attribute, propagation or mount kind (anything
@@ -256,10 +296,7 @@ enum Extra {
 /// Record one option in `m`; return what is not an attribute, flag or propagation.
 fn apply_option(m: &mut Mount, opt: &str) -> Option<Extra> {
     let (attr_set, attr_clr) = (&mut m.attr.attr_set, &mut m.attr.attr_clr);
-    let atime = |set: &mut u64, clr: &mut u64, v: u64| {
-        *clr |= MOUNT_ATTR__ATIME;
-        *set = (*set & !MOUNT_ATTR__ATIME) | v;
-    };
+    let atime_flags = &mut m.atime;
     match opt {
         "ro" => {
             *attr_set |= MOUNT_ATTR_RDONLY;
@@ -294,11 +331,14 @@ fn apply_option(m: &mut Mount, opt: &str) -> Option<Extra> {
             *attr_clr |= MOUNT_ATTR_NODIRATIME;
             *attr_set &= !MOUNT_ATTR_NODIRATIME;
         }
-        "noatime" => atime(attr_set, attr_clr, MOUNT_ATTR_NOATIME),
-        "strictatime" => atime(attr_set, attr_clr, MOUNT_ATTR_STRICTATIME),
-        "relatime" => atime(attr_set, attr_clr, MOUNT_ATTR_RELATIME),
-        // Clearing one atime mode falls back to the kernel default, relatime.
-        "atime" | "norelatime" | "nostrictatime" => atime(attr_set, attr_clr, MOUNT_ATTR_RELATIME),
+        // The atime words set or clear one mount(2) flag each, as runc passes them; the mode is
+        // decided once all options are read (see `AtimeFlags::mode`).
+        "noatime" => atime_flags.noatime = Some(true),
+        "atime" => atime_flags.noatime = Some(false),
+        "strictatime" => atime_flags.strictatime = Some(true),
+        "nostrictatime" => atime_flags.strictatime = Some(false),
+        "relatime" => atime_flags.relatime = Some(true),
+        "norelatime" => atime_flags.relatime = Some(false),
         "defaults" | "remount" | "async" | "loud" | "noiversion" | "nolazytime" | "nomand" => {}
         "sync" | "dirsync" | "mand" | "lazytime" | "iversion" | "silent" => {
             m.sb_flags.push(match opt {
@@ -459,6 +499,18 @@ mod tests {
     }
 
     #[test]
+    fn atime_words_set_and_clear_flags_as_mount2_reads_them() {
+        let mode = |opts: &[&str]| {
+            mount("tmpfs", "tmpfs", "/x", opts).unwrap().attr.attr_set & MOUNT_ATTR__ATIME
+        };
+        assert_eq!(mode(&["noatime", "nostrictatime"]), MOUNT_ATTR_NOATIME);
+        assert_eq!(mode(&["noatime", "strictatime"]), MOUNT_ATTR_STRICTATIME);
+        assert_eq!(mode(&["strictatime", "nostrictatime"]), MOUNT_ATTR_RELATIME);
+        assert_eq!(mode(&["noatime", "atime"]), MOUNT_ATTR_RELATIME);
+        assert_eq!(mount("tmpfs", "tmpfs", "/x", &[]).unwrap().attr.attr_clr, 0);
+    }
+
+    #[test]
     fn later_options_win() {
         let m = mount("bind", "/x", "/y", &["ro", "rw"]).unwrap();
         assert_eq!(m.attr.attr_set & MOUNT_ATTR_RDONLY, 0);
@@ -485,12 +537,11 @@ mod tests {
     }
 
     #[test]
-    fn relative_destination_is_from_root_but_dotdot_is_refused() {
-        assert_eq!(
-            mount("tmpfs", "tmpfs", "tmp", &[]).unwrap().destination,
-            Path::new("/tmp")
-        );
-        assert!(mount("tmpfs", "tmpfs", "/a/../../b", &[]).is_err());
+    fn relative_destination_is_from_root_and_dotdot_is_cleaned() {
+        let dest = |d: &str| mount("tmpfs", "tmpfs", d, &[]).unwrap().destination;
+        assert_eq!(dest("tmp"), Path::new("/tmp"));
+        assert_eq!(dest("/mnt/../mnt/dd1"), Path::new("/mnt/dd1"));
+        assert_eq!(dest("/a/../../b/./c"), Path::new("/b/c"));
     }
 
     #[test]

@@ -146,14 +146,17 @@ impl Namespaces {
                 _ => ns.new.push(kind),
             }
         }
-        let uid_mappings = uid_mappings.cloned().unwrap_or_default();
-        let gid_mappings = gid_mappings.cloned().unwrap_or_default();
+        let mut uid_mappings = uid_mappings.cloned().unwrap_or_default();
+        let mut gid_mappings = gid_mappings.cloned().unwrap_or_default();
         if ns.new.contains(&Kind::User) {
             if uid_mappings.is_empty() || gid_mappings.is_empty() {
                 bail!("linux.uidMappings and linux.gidMappings are required with a new user namespace");
             }
         } else if !uid_mappings.is_empty() || !gid_mappings.is_empty() {
-            bail!("linux.uidMappings/gidMappings are given but the container gets no new user namespace");
+            // Nothing to map without a user namespace of the container's own: runc ignores them.
+            crate::warn!("linux.uidMappings/gidMappings are not applied: the container gets no new user namespace");
+            uid_mappings.clear();
+            gid_mappings.clear();
         }
         for (field, maps) in [
             ("uidMappings", &uid_mappings),
@@ -216,9 +219,14 @@ impl Namespaces {
         if self.staged() {
             return CloneFlags::empty();
         }
+        let new_user = self.is_new(Kind::User);
         self.new
             .iter()
             .filter(|k| !matches!(k, Kind::Cgroup | Kind::Time))
+            // An IPC namespace's mqueue filesystem belongs to its creator's credentials: made by
+            // clone3 together with the user namespace, that would be the runtime's root (unmapped:
+            // /dev/mqueue owned by 65534); made by the init as the namespace's root, it is root's.
+            .filter(|k| !(new_user && **k == Kind::Ipc))
             .fold(CloneFlags::empty(), |acc, k| acc | k.flag())
     }
 }
@@ -352,6 +360,9 @@ pub fn enter(ns: &Namespaces, fds: &JoinFds, channel: &Channel) -> Result<()> {
     } else {
         if ns.is_new(Kind::User) {
             become_root_if_mapped()?;
+            if ns.is_new(Kind::Ipc) {
+                unshare(CloneFlags::CLONE_NEWIPC).context("unshare(CLONE_NEWIPC)")?;
+            }
         }
         join_all(fds)?;
     }
@@ -506,10 +517,8 @@ mod tests {
             ns(&[(User, None)], false).is_err(),
             "user namespace without mappings"
         );
-        assert!(
-            ns(&[(Pid, None)], true).is_err(),
-            "mappings without a user namespace"
-        );
+        // Mappings without a user namespace are ignored (with a warning), as runc ignores them.
+        assert!(ns(&[(Pid, None)], true).unwrap().uid_mappings.is_empty());
         assert!(
             ns(&[(Network, Some("relative/path"))], false).is_err(),
             "relative path"

@@ -41,8 +41,8 @@ pub struct ProcessPlan {
     pub gid: u32,
     pub additional_gids: Vec<u32>,
     pub umask: Option<u32>,
-    /// None: capabilities are left as they are (runc's behaviour when the field is absent).
-    pub capabilities: Option<CapSets>,
+    /// The five sets; a config without `process.capabilities` gets empty ones, as runc gives it.
+    pub capabilities: CapSets,
     pub rlimits: Vec<Rlimit>,
     pub no_new_privileges: bool,
     pub oom_score_adj: Option<i32>,
@@ -241,13 +241,21 @@ impl ProcessPlan {
                 .map(|b| (b.height() as u16, b.width() as u16)),
             uid: user.uid(),
             gid: user.gid(),
-            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+            // Each group once, as runc hands them to setgroups(2).
+            additional_gids: {
+                let mut seen = std::collections::HashSet::new();
+                let mut gids = user.additional_gids().clone().unwrap_or_default();
+                gids.retain(|g| seen.insert(*g));
+                gids
+            },
             umask: user.umask(),
+            // No capabilities asked for: none (runc's behaviour), not the runtime's own.
             capabilities: p
                 .capabilities()
                 .as_ref()
                 .map(CapSets::from_spec)
-                .transpose()?,
+                .transpose()?
+                .unwrap_or_default(),
             rlimits,
             no_new_privileges: p.no_new_privileges().unwrap_or(false),
             oom_score_adj: p.oom_score_adj(),
@@ -434,23 +442,14 @@ pub fn exec(
     listener_to: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<std::convert::Infallible> {
     let filter = seccomp.map(SeccompProgram::prepare).transpose()?;
-    if let Some(c) = &p.capabilities {
-        c.apply_bounding()?;
-    }
+    p.capabilities.apply_bounding()?;
     set_user(p)?;
     // Without no_new_privs, installing the filter needs CAP_SYS_ADMIN: it stays effective (and
     // permitted) until then. execve computes the program's capabilities afresh from the bounding,
     // inheritable and ambient sets (and the file's), so it does not survive into the program.
     let filter_needs_admin = filter.is_some() && !p.no_new_privileges;
     let keep = filter_needs_admin.then_some(caps::Capability::CAP_SYS_ADMIN);
-    match &p.capabilities {
-        Some(c) => c.apply(keep)?,
-        None => {
-            if let Some(cap) = keep {
-                crate::capabilities::raise_effective(cap)?;
-            }
-        }
-    }
+    p.capabilities.apply(keep)?;
     if p.no_new_privileges {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
             .context("process.noNewPrivileges: prctl(PR_SET_NO_NEW_PRIVS)")?;

@@ -517,9 +517,18 @@ fn translate(spec: &LinuxSeccomp, host: Host) -> Result<Translated> {
         });
     }
 
+    // runc adds the rules in order and libseccomp keeps a syscall's first unconditional rule: a
+    // later unconditional rule for the same name (another action) has no effect.
+    let mut unconditional = BTreeSet::new();
+    for e in entries.iter_mut().filter(|e| e.action != default) {
+        if e.alternatives.iter().any(|alt| alt.is_empty()) {
+            e.names.retain(|n| unconditional.insert(n.clone()));
+        }
+    }
+
     let uses_notify = entries
         .iter()
-        .any(|e| e.action == Action::Notify && e.action != default);
+        .any(|e| e.action == Action::Notify && e.action != default && !e.names.is_empty());
     if uses_notify && spec.listener_path().is_none() {
         bail!("linux.seccomp.listenerPath: required when SCMP_ACT_NOTIFY is used");
     }
@@ -878,7 +887,16 @@ struct Filter {
 
 fn build_filters(t: &Translated) -> Result<Vec<Filter>> {
     let mut filters = Vec::new();
-    for purpose in t.purposes() {
+    let mut purposes = t.purposes();
+    if !purposes.contains(&Purpose::Base) {
+        purposes.push(Purpose::Base);
+    }
+    for purpose in purposes {
+        // A profile that filters nothing is still installed, as runc installs it (the process is
+        // in seccomp mode 2, and the filter checks the architecture): then the base filter only.
+        if purpose == Purpose::Base && t.default == Action::Allow && !filters.is_empty() {
+            continue;
+        }
         let what = match purpose {
             Purpose::Base => format!("default action {:?}", t.default),
             Purpose::Action(a) => format!("rules with action {a:?}"),
@@ -1662,20 +1680,33 @@ mod tests {
     }
 
     #[test]
+    fn seccomp_first_unconditional_rule_of_a_syscall_wins() {
+        let t = translate(
+            &spec(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["uname"], "action": "SCMP_ACT_LOG"},
+                {"names": ["uname", "getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 95}]})),
+            Host::current().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(t.entries[0].names, ["uname"]);
+        assert_eq!(t.entries[1].names, ["getpid"]);
+    }
+
+    #[test]
     fn seccomp_filter_count_and_skipped_rules() {
         let count = |v: serde_json::Value| compile(v).unwrap().filter_count();
-        // Nothing to filter.
-        assert_eq!(count(json!({"defaultAction": "SCMP_ACT_ALLOW"})), 0);
+        // Nothing to filter: still one (allowing) filter, as runc installs one.
+        assert_eq!(count(json!({"defaultAction": "SCMP_ACT_ALLOW"})), 1);
         assert_eq!(
             count(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
                 {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]})),
-            0
+            1
         );
         // Only unknown names.
         assert_eq!(
             count(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
                 {"names": ["nope"], "action": "SCMP_ACT_KILL"}]})),
-            0
+            1
         );
         // A denylist: one filter for the action, no base.
         assert_eq!(
@@ -2058,9 +2089,10 @@ mod tests {
             let s = spec(v.clone());
             let t = translate(&s, host).unwrap();
             let p = SeccompProgram::compile_for(&s, host).unwrap();
-            if p.filters.is_empty() {
-                assert_eq!(t.default, Action::Allow, "{v}");
-            }
+            assert!(
+                !p.filters.is_empty(),
+                "a profile always installs a filter: {v}"
+            );
             let mut calls = Vec::new();
             for abi in host.abis() {
                 let mut nrs: Vec<u32> = NAMES.iter().flat_map(|n| abi.numbers(n)).collect();

@@ -217,6 +217,20 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
     sysctl.sort();
     for (key, _) in &sysctl {
         check_sysctl(key, &namespaces)?;
+        // As runc: the two ways to name the container would contradict each other.
+        let k = key.replace('/', ".");
+        if (k == "kernel.hostname" && hostname.is_some())
+            || (k == "kernel.domainname" && domainname.is_some())
+        {
+            bail!(
+                "linux.sysctl {key:?}: conflicts with the config's {} field",
+                if k == "kernel.hostname" {
+                    "hostname"
+                } else {
+                    "domainname"
+                }
+            );
+        }
     }
 
     let resources = linux.resources().clone();
