@@ -350,8 +350,10 @@ pub fn render_config(
     Ok(c)
 }
 
-/// CNI: a bridge (host-local IPAM, its data in the scratch area) plus loopback. Only used when the
-/// daemon has a network namespace of its own, so the bridge and veths never reach the host.
+/// CNI: a bridge (host-local IPAM, its data in the scratch area), portmap (a pod's PortMappings as DNAT
+/// rules in the daemon's network namespace: `host_port` is a port of that namespace) plus loopback. Only
+/// used when the daemon has a network namespace of its own, so the bridge, veths and iptables rules never
+/// reach the host.
 pub fn render_cni(l: &Layout, name: &str) -> String {
     serde_json::json!({
         "cniVersion": "1.0.0",
@@ -368,6 +370,7 @@ pub fn render_cni(l: &Layout, name: &str) -> String {
                     "dataDir": l.cni_ipam.display().to_string()
                 }
             },
+            {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
             {"type": "loopback"}
         ]
     })

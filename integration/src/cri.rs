@@ -135,6 +135,30 @@ impl Cri {
             .context("RemovePodSandbox")
     }
 
+    /// StopPodSandbox that fails after `limit` instead of waiting out containerd's own deadlines (a hung
+    /// stop fails its scenario rather than stalling the suite). The deadline also goes to containerd
+    /// (grpc-timeout), which cancels the request.
+    pub fn stop_pod_sandbox_within(&mut self, id: &str, limit: Duration) -> Result<()> {
+        let c = &mut self.runtime;
+        let mut req = tonic::Request::new(StopPodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        });
+        req.set_timeout(limit);
+        bounded(&self.rt, limit, c.stop_pod_sandbox(req))
+            .with_context(|| format!("StopPodSandbox (limit {limit:?})"))
+    }
+
+    /// RemovePodSandbox with a deadline, as [`Cri::stop_pod_sandbox_within`].
+    pub fn remove_pod_sandbox_within(&mut self, id: &str, limit: Duration) -> Result<()> {
+        let c = &mut self.runtime;
+        let mut req = tonic::Request::new(RemovePodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        });
+        req.set_timeout(limit);
+        bounded(&self.rt, limit, c.remove_pod_sandbox(req))
+            .with_context(|| format!("RemovePodSandbox (limit {limit:?})"))
+    }
+
     pub fn create_container(
         &mut self,
         pod_id: &str,
@@ -265,6 +289,21 @@ impl Cri {
             }))
             .map(|r| r.into_inner().containers)
             .map_err(status)
+    }
+}
+
+/// Runs a unary call to the end or until `limit` (plus a second for containerd's own cancellation to
+/// come back), whichever is first.
+fn bounded<T>(
+    rt: &tokio::runtime::Runtime,
+    limit: Duration,
+    call: impl std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<()> {
+    let bounded = async { tokio::time::timeout(limit + Duration::from_secs(1), call).await };
+    match rt.block_on(bounded) {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(status(e)),
+        Err(_) => Err(anyhow::anyhow!("no answer within {limit:?}")),
     }
 }
 

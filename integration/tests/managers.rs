@@ -95,6 +95,12 @@ fn main() -> ExitCode {
                         &rt,
                         scenarios::cri::LIST,
                     ));
+                    trials.extend(trials_for(
+                        &format!("{prefix}::cri"),
+                        &shared,
+                        &rt,
+                        scenarios::cri_stop::LIST,
+                    ));
                     containerds.push(shared);
                     // Scenarios that stop or replace the daemon get a containerd of their own each.
                     trials.extend(scenarios::lifecycle::trials(&prefix, &g, kind, &rt));

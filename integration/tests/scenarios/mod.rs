@@ -1,6 +1,7 @@
 //! Scenario bodies, one module per manager, and what they share.
 
 pub mod cri;
+pub mod cri_stop;
 pub mod ctr;
 pub mod docker;
 pub mod lifecycle;
