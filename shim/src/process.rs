@@ -83,9 +83,14 @@ pub struct Container {
     /// The container shares another pid namespace: when its init ends, the rest is killed (a pid
     /// namespace of its own does that by itself).
     pub kill_all_on_exit: bool,
-    /// The init exited while execs still ran: its exit is made visible when the last exec is gone, so
-    /// containerd sees exec exits before the init's.
+    /// The init exited while execs still ran, or while what it left in the container is being killed:
+    /// its exit is made visible when the last exec is gone and the kill has returned, so containerd
+    /// sees exec exits before the init's, and sees the init's only once nothing else of the container
+    /// runs (what holds the container's stdout would otherwise keep containerd's IO wait, and with it
+    /// the exit's handling, from ever finishing).
     pub init_exit_held: Option<Exit>,
+    /// `RUNTIME kill --all ID 9` for the init's exit is running.
+    pub killing_rest: bool,
 }
 
 impl Container {

@@ -155,6 +155,10 @@ pub fn reap(mut each: impl FnMut(i32, u32)) {
     }
 }
 
+/// Tests that reap with `waitpid(-1)` take this, so none of them takes another's child.
+#[cfg(test)]
+pub static REAPING_TESTS: Mutex<()> = Mutex::new(());
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +211,7 @@ mod tests {
 
     #[test]
     fn reaps_a_real_child() {
+        let _one = REAPING_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: fork in a test; the child only calls _exit.
         let pid = match unsafe { nix::unistd::fork() }.unwrap() {
             // SAFETY: _exit is async-signal-safe and ends the forked child at once.

@@ -244,21 +244,41 @@ impl Service {
 
     fn init_exited(&self, c: &mut Container, e: Exit) {
         if c.kill_all_on_exit {
-            // The container shares a pid namespace: the rest of it goes too (outside the lock).
-            if let Some(me) = self.me.upgrade() {
-                let (rt, id) = (c.runtime.clone(), c.id.clone());
-                let _ = std::thread::Builder::new()
-                    .stack_size(128 << 10)
-                    .spawn(move || {
-                        let _ = rt.kill(&me.exits, &id, 9, true);
-                    });
-            }
+            // The container shares a pid namespace: the rest of it goes too, as with the runc shim,
+            // before the init's exit is published. The runtime command runs outside the lock (its own
+            // exit comes through `on_exit`).
+            c.killing_rest = self.spawn_kill_rest(c);
         }
-        if c.execs_running() {
+        if c.execs_running() || c.killing_rest {
             c.init_exit_held = Some(e);
             return;
         }
         self.finish_init(c, e);
+    }
+
+    /// Starts `RUNTIME kill --all ID 9` for the exited init of `c`; when it returns (whatever it says:
+    /// a failure is logged), the held exit is released. False if no thread could be started.
+    fn spawn_kill_rest(&self, c: &Container) -> bool {
+        let Some(me) = self.me.upgrade() else {
+            return false;
+        };
+        let (rt, id) = (c.runtime.clone(), c.id.clone());
+        std::thread::Builder::new()
+            .stack_size(128 << 10)
+            .spawn(move || {
+                if let Err(e) = rt.kill(&me.exits, &id, 9, true) {
+                    crate::log::warn(&format!(
+                        "failed to kill init's children of {id}: OCI runtime killall failed: {e:#}"
+                    ));
+                }
+                let mut g = me.lock();
+                if let Some(c) = g.get_mut(&id) {
+                    c.killing_rest = false;
+                    me.release_held_init(c);
+                }
+                me.cv.notify_all();
+            })
+            .is_ok()
     }
 
     fn finish_init(&self, c: &mut Container, e: Exit) {
@@ -281,7 +301,7 @@ impl Service {
     }
 
     fn release_held_init(&self, c: &mut Container) {
-        if c.init_exit_held.is_some() && !c.execs_running() {
+        if c.init_exit_held.is_some() && !c.execs_running() && !c.killing_rest {
             if let Some(e) = c.init_exit_held.take() {
                 self.finish_init(c, e);
             }
@@ -414,6 +434,7 @@ impl Service {
             oom_key,
             kill_all_on_exit: !own_pid_namespace(bundle),
             init_exit_held: None,
+            killing_rest: false,
         };
         let mut g = self.lock();
         self.publish(Event::Create(ev::TaskCreate {
@@ -733,7 +754,11 @@ impl Service {
                     Err(e) => Err(internal(anyhow::anyhow!("kill {}: {e}", x.pid))),
                 };
             }
-            if c.init.exit.is_some() || c.init_exit_held.is_some() {
+            // Once the init has exited, only `--all` still has something to do: what the init left
+            // in the container's cgroup (a shared pid namespace). containerd asks for exactly that
+            // (WithProcessKill: SIGKILL, all) before it deletes an exited task, and the runc shim
+            // passes it on to the runtime in every state.
+            if (c.init.exit.is_some() || c.init_exit_held.is_some()) && !req.all {
                 return Err(not_found("process already finished"));
             }
             c.runtime.clone()
@@ -1028,5 +1053,205 @@ impl containerd_shim_protos::Task for Service {
             let _ = self.shutdown.write(1);
         }
         Ok(Empty::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::AtomicBool;
+
+    use nix::sys::epoll::EpollCreateFlags;
+    use nix::sys::eventfd::EfdFlags;
+
+    /// A runc-compatible runtime of a few lines: records `start VERB ARGS` and `end VERB ARGS` in
+    /// DIR/calls around a short sleep, and fails as runc words it while DIR/fail exists.
+    const FAKE_RUNTIME: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+log=$4
+shift 6
+echo "start $*" >> "$dir/calls"
+sleep 0.2
+echo "end $*" >> "$dir/calls"
+if [ -e "$dir/fail" ]; then
+    echo '{"level":"error","msg":"container not running"}' >> "$log"
+    exit 1
+fi
+"#;
+
+    struct Fixture {
+        dir: PathBuf,
+        svc: Arc<Service>,
+        stop: Arc<AtomicBool>,
+        reaper: Option<std::thread::JoinHandle<()>>,
+        _one: MutexGuard<'static, ()>,
+    }
+
+    impl Fixture {
+        /// A service holding container `c1` (init `pid`, running, sharing a pid namespace) driven by
+        /// the fake runtime, and a reaper thread standing in for the main loop.
+        fn new(name: &str, pid: i32) -> Fixture {
+            let one = crate::reaper::REAPING_TESTS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let dir =
+                std::env::temp_dir().join(format!("berth-shim-test-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let bin = dir.join("runtime");
+            std::fs::write(&bin, FAKE_RUNTIME).unwrap();
+            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let publisher =
+                Publisher::start(&dir.join("no-containerd.sock").display().to_string(), "t")
+                    .unwrap();
+            let oom = Arc::new(OomRegistry::new(
+                Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap(),
+            ));
+            let shutdown =
+                Arc::new(EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC).unwrap());
+            let svc = Service::new("t", publisher, RuntimeOptions::default(), oom, shutdown);
+            let mut init = Process::new("", ProcIo::requested("", "", "", false));
+            init.pid = pid;
+            init.state = State::Running;
+            svc.lock().insert(
+                "c1".into(),
+                Container {
+                    id: "c1".into(),
+                    bundle: dir.clone(),
+                    runtime: Runtime {
+                        binary: bin,
+                        root: dir.join("root"),
+                        systemd_cgroup: false,
+                        log: dir.join("log.json"),
+                    },
+                    init,
+                    execs: Default::default(),
+                    paused: false,
+                    rootfs_mounted: false,
+                    cgroup: None,
+                    oom_key: None,
+                    kill_all_on_exit: true,
+                    init_exit_held: None,
+                    killing_rest: false,
+                },
+            );
+            let stop = Arc::new(AtomicBool::new(false));
+            let (svc2, stop2) = (Arc::clone(&svc), Arc::clone(&stop));
+            let reaper = std::thread::spawn(move || {
+                while !stop2.load(Ordering::Relaxed) {
+                    crate::reaper::reap(|p, s| svc2.on_exit(p, s));
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            });
+            Fixture {
+                dir,
+                svc,
+                stop,
+                reaper: Some(reaper),
+                _one: one,
+            }
+        }
+
+        fn calls(&self) -> String {
+            std::fs::read_to_string(self.dir.join("calls")).unwrap_or_default()
+        }
+
+        fn init_exit(&self) -> Option<Exit> {
+            self.svc.lock()["c1"].init.exit
+        }
+
+        fn status(&self) -> api::Status {
+            let r = StateRequest {
+                id: "c1".into(),
+                ..Default::default()
+            };
+            self.svc.do_state(&r).unwrap().status.enum_value().unwrap()
+        }
+
+        /// Waits (5 s at most) for the init's exit to become visible.
+        fn wait_init_exit(&self) -> Exit {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                if let Some(e) = self.init_exit() {
+                    return e;
+                }
+                assert!(Instant::now() < deadline, "the init's exit never showed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+
+        fn kill(&self, all: bool) -> R<()> {
+            self.svc.do_kill(&KillRequest {
+                id: "c1".into(),
+                signal: 9,
+                all,
+                ..Default::default()
+            })
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.reaper.take() {
+                let _ = t.join();
+            }
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn init_exit_of_a_shared_pid_namespace_shows_after_the_rest_is_killed() {
+        let f = Fixture::new("killrest", 3_999_901);
+        f.svc.on_exit(3_999_901, 137);
+        // Held while `kill --all` runs: still running to containerd, Wait still blocks.
+        assert!(f.init_exit().is_none());
+        assert_eq!(f.status(), api::Status::RUNNING);
+        let e = f.wait_init_exit();
+        assert_eq!(e.status, 137);
+        assert_eq!(f.status(), api::Status::STOPPED);
+        let calls = f.calls();
+        assert!(
+            calls.contains("start kill --all c1 9\nend kill --all c1 9\n"),
+            "calls: {calls:?}"
+        );
+    }
+
+    #[test]
+    fn init_exit_shows_even_when_the_runtime_cannot_kill_the_rest() {
+        let f = Fixture::new("killrestfails", 3_999_902);
+        std::fs::write(f.dir.join("fail"), "").unwrap();
+        f.svc.on_exit(3_999_902, 0);
+        assert_eq!(f.wait_init_exit().status, 0);
+        assert!(f.calls().contains("end kill --all c1 9"));
+    }
+
+    #[test]
+    fn kill_all_after_the_init_exited_still_reaches_the_runtime() {
+        let f = Fixture::new("killall", 3_999_903);
+        f.svc.on_exit(3_999_903, 0);
+        f.wait_init_exit();
+        let before = f.calls();
+        // containerd's WithProcessKill before Delete: SIGKILL to everything left in the container.
+        f.kill(true).unwrap();
+        let after = f.calls();
+        assert_eq!(
+            &after[before.len()..],
+            "start kill --all c1 9\nend kill --all c1 9\n"
+        );
+        // The runtime's "container not running" is containerd's NotFound.
+        std::fs::write(f.dir.join("fail"), "").unwrap();
+        match f.kill(true) {
+            Err(ttrpc::Error::RpcStatus(s)) => assert_eq!(s.code(), Code::NOT_FOUND, "{s:?}"),
+            other => panic!("kill --all of a stopped container: {other:?}"),
+        }
+        // A signal for the init alone: nothing left to signal, no runtime call.
+        let n = f.calls().len();
+        match f.kill(false) {
+            Err(ttrpc::Error::RpcStatus(s)) => assert_eq!(s.code(), Code::NOT_FOUND),
+            other => panic!("kill of an exited init: {other:?}"),
+        }
+        assert_eq!(f.calls().len(), n, "kill without --all reached the runtime");
     }
 }
