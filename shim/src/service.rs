@@ -1197,6 +1197,10 @@ fi
             if let Some(t) = self.reaper.take() {
                 let _ = t.join();
             }
+            if std::thread::panicking() {
+                // A fake runtime command may still be running: let it finish writing first.
+                std::thread::sleep(Duration::from_millis(500));
+            }
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
