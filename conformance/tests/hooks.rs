@@ -97,8 +97,11 @@ fn hooks_run_in_lifecycle_order() {
 /// runtime.md: poststart hooks run after the user process started, i.e. as part
 /// of `start`. runc 1.1 runs them during `create` (fixed in runc 1.2).
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 runs poststart hooks at create time"
+)]
 fn berth_only_poststart_hooks_run_after_start() {
-    berth_only!("runc 1.1 runs poststart hooks at create time");
     let (mut b, log) = hook_bundle("hookpoststart");
     b.hook(
         "startContainer",
@@ -355,8 +358,11 @@ fn failing_start_container_hook_stops_the_container() {
 /// runtime.md: a failing startContainer hook MUST make the runtime generate an
 /// error. runc 1.1 runs them in its init after `start` returned 0.
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 `start` exits 0 when a startContainer hook fails"
+)]
 fn berth_only_failing_start_container_hook_fails_start() {
-    berth_only!("runc 1.1 `start` exits 0 when a startContainer hook fails");
     let (mut b, _log) = hook_bundle("hookfailsc2");
     b.hook("startContainer", "exit 4", None);
     b.args(&["sleep", "60"]);
@@ -379,8 +385,11 @@ fn failing_poststop_hook_does_not_fail_delete() {
 /// config.md: after a failing poststop hook the remaining hooks still run.
 /// runc 1.1 stops at the first failing poststop hook.
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 skips the poststop hooks after a failing one"
+)]
 fn berth_only_failing_poststop_hook_does_not_stop_the_remaining_hooks() {
-    berth_only!("runc 1.1 skips the poststop hooks after a failing one");
     let (mut b, log) = hook_bundle("hookfailps2");
     b.hook("poststop", "exit 5", None);
     b.hook("poststop", &format!("echo second >> {log}/poststop"), None);
@@ -398,8 +407,11 @@ fn berth_only_failing_poststop_hook_does_not_stop_the_remaining_hooks() {
 /// config.md: a failing poststart hook MUST only be logged as a warning; the
 /// container keeps running. runc 1.1 kills the container and fails.
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 fails the container when a poststart hook fails"
+)]
 fn berth_only_failing_poststart_hook_only_warns() {
-    berth_only!("runc 1.1 fails the container when a poststart hook fails");
     let (mut b, log) = hook_bundle("hookfailpst");
     b.hook("poststart", "exit 6", None);
     b.hook(

@@ -281,8 +281,11 @@ fn root_propagation(prop: &str) -> MountInfo {
 /// runc 1.1 leaves "/" private for rootfsPropagation=shared (runtime-tools'
 /// linux_rootfs_propagation_shared fails on runc for the same reason).
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 does not make the container's / shared"
+)]
 fn berth_only_rootfs_propagation_shared() {
-    berth_only!("runc 1.1 does not make the container's / shared");
     let r = root_propagation("shared");
     assert!(r.optional.iter().any(|o| o.starts_with("shared:")), "{r:?}");
 }
@@ -321,8 +324,11 @@ fn rootfs_propagation_slave() {
 /// runc 1.1 fails to start with rootfsPropagation=unbindable (EINVAL binding
 /// the rootfs onto itself).
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 cannot start a container with unbindable rootfs propagation"
+)]
 fn berth_only_rootfs_propagation_unbindable() {
-    berth_only!("runc 1.1 cannot start a container with unbindable rootfs propagation");
     let r = root_propagation("unbindable");
     assert!(r.optional.iter().any(|o| o == "unbindable"), "{r:?}");
 }
@@ -443,8 +449,11 @@ fn owners(ls: &str) -> Vec<(String, String, String)> {
 }
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 has no idmapped mounts"
+)]
 fn berth_only_idmapped_bind_mount() {
-    berth_only!("runc 1.1 has no idmapped mounts");
     use std::os::unix::fs::MetadataExt;
     let mut b = bundle("idmap");
     let d = owned_files(&b, "idsrc");
@@ -481,8 +490,11 @@ fn berth_only_idmapped_bind_mount() {
 }
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 has no idmapped mounts"
+)]
 fn berth_only_idmapped_bind_mount_in_a_user_namespace() {
-    berth_only!("runc 1.1 has no idmapped mounts");
     use std::os::unix::fs::MetadataExt;
     let mut b = bundle("idmapuserns");
     let d = owned_files(&b, "idsrc");
@@ -523,8 +535,11 @@ fn berth_only_idmapped_bind_mount_in_a_user_namespace() {
 }
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 has no idmapped mounts"
+)]
 fn berth_only_idmapped_mount_errors_name_the_mount() {
-    berth_only!("runc 1.1 has no idmapped mounts");
     let mut b = bundle("idmapbad");
     let d = owned_files(&b, "idsrc");
     let field = format!("mounts[{}]", b.config["mounts"].as_array().unwrap().len());

@@ -99,8 +99,11 @@ fn not_on_the_host(names: &[&str]) {
 }
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 has no linux.netDevices"
+)]
 fn berth_only_net_device_is_moved_renamed_with_its_addresses() {
-    berth_only!("runc 1.1 has no linux.netDevices");
     let net = PrivateNet::new();
     net.sh_ok(
         "ip link add bvc0 type veth peer name bvh0 && ip addr add 10.123.0.2/24 dev bvc0 && \
@@ -155,8 +158,11 @@ fn berth_only_net_device_is_moved_renamed_with_its_addresses() {
 }
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 has no linux.netDevices"
+)]
 fn berth_only_net_device_keeps_its_name_and_templates_pick_a_free_one() {
-    berth_only!("runc 1.1 has no linux.netDevices");
     let net = PrivateNet::new();
     net.sh_ok(
         "ip link add bva0 type veth peer name bvb0 && ip link add bvc1 type veth peer name bvd1",
@@ -176,8 +182,11 @@ fn berth_only_net_device_keeps_its_name_and_templates_pick_a_free_one() {
 }
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 has no linux.netDevices"
+)]
 fn berth_only_net_devices_are_put_back_when_create_fails() {
-    berth_only!("runc 1.1 has no linux.netDevices");
     let net = PrivateNet::new();
     net.sh_ok(
         "ip link add bvc0 type veth peer name bvh0 && ip addr add 10.124.0.2/24 dev bvc0 && \
@@ -216,8 +225,11 @@ fn berth_only_net_devices_are_put_back_when_create_fails() {
 }
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 has no linux.netDevices"
+)]
 fn berth_only_net_device_errors_name_the_entry() {
-    berth_only!("runc 1.1 has no linux.netDevices");
     let net = PrivateNet::new();
     net.sh_ok("ip link add bvc0 type veth peer name bvh0");
 
@@ -278,8 +290,11 @@ fn berth_only_net_device_errors_name_the_entry() {
 }
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1 has no linux.netDevices"
+)]
 fn berth_only_net_device_into_a_namespace_joined_by_path() {
-    berth_only!("runc 1.1 has no linux.netDevices");
     let net = PrivateNet::new();
     net.sh_ok("ip link add bvc0 type veth peer name bvh0 && ip addr add 10.125.0.2/24 dev bvc0");
     // The target: another namespace held by a sleep of the test's; it already has a device "taken0".
