@@ -39,10 +39,6 @@ fn has_controller(ctrl: &str) -> bool {
     }
 }
 
-fn skip(why: &str) {
-    eprintln!("SKIPPED: {why}");
-}
-
 #[test]
 fn absolute_cgroups_path_is_used() {
     let mut b = bundle("cgpath");
@@ -260,10 +256,9 @@ fn pids_unlimited() {
     assert_eq!(cgroup_read(pid, "pids", "pids.max"), "max");
 }
 
-#[test]
-fn block_io_weight_and_throttle() {
-    // Find a real block device (whole disk) for the per-device rules.
-    let dev = std::fs::read_dir("/sys/block")
+/// A real block device (whole disk) for the per-device rules: its "major:minor".
+fn block_device() -> String {
+    std::fs::read_dir("/sys/block")
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| {
@@ -271,10 +266,14 @@ fn block_io_weight_and_throttle() {
                 && !e.file_name().to_string_lossy().starts_with("zram")
         })
         .find_map(|e| std::fs::read_to_string(e.path().join("dev")).ok())
-        .map(|s| s.trim().to_string());
-    let Some(dev) = dev else {
-        return skip("no block device");
-    };
+        .map(|s| s.trim().to_string())
+        .expect("no block device, but the test binary was built where there was one: rebuild it")
+}
+
+#[test]
+#[cfg_attr(not(host_block_device), ignore = "no block device")]
+fn block_io_throttle() {
+    let dev = block_device();
     let (maj, min) = dev.split_once(':').unwrap();
     let (maj, min): (i64, i64) = (maj.parse().unwrap(), min.parse().unwrap());
     let (_b, _id, pid) = created_with(
@@ -301,6 +300,23 @@ fn block_io_weight_and_throttle() {
         cgroup_read(pid, "blkio", "blkio.throttle.write_iops_device"),
         format!("{dev} 300")
     );
+    // The weight file depends on the kernel (CFQ's blkio.weight, BFQ's blkio.bfq.weight):
+    // checked in block_io_weight, where the build found one.
+}
+
+/// The weight of the config above, on its own: on cgroup v1 the kernel may have no weight file
+/// (neither CFQ nor BFQ), which the build decides (`host_blkio_weight`).
+#[test]
+#[cfg_attr(
+    host_cgroup_v2,
+    ignore = "blkio.weight is a cgroup v1 file (the v2 check of blockIO is io.max)"
+)]
+#[cfg_attr(
+    all(not(host_cgroup_v2), not(host_blkio_weight)),
+    ignore = "no blkio weight file on this kernel"
+)]
+fn block_io_weight() {
+    let (_b, _id, pid) = created_with("cgblkw", json!({"blockIO": {"weight": 300}}));
     let dir = cgroup_dir_of(pid, "blkio").unwrap();
     if dir.join("blkio.weight").exists() {
         assert_eq!(cgroup_read(pid, "blkio", "blkio.weight"), "300");
@@ -311,11 +327,22 @@ fn block_io_weight_and_throttle() {
             "blkio.bfq.weight = {w}"
         );
     } else {
-        skip("no blkio weight file on this kernel");
+        panic!(
+            "no blkio weight file in {}, but the test binary was built where there was one: \
+             rebuild it",
+            dir.display()
+        );
     }
 }
 
+// Without 2MB pages, or on a hybrid host with hugetlb only on the unified hierarchy (a v1 cgroup
+// manager, runc's, cannot apply it there), the build marks this ignored.
 #[test]
+#[cfg_attr(not(host_hugepages_2m), ignore = "no 2MB huge pages")]
+#[cfg_attr(
+    all(host_hugepages_2m, not(host_hugetlb_managed)),
+    ignore = "hugetlb controller not in a hierarchy the runtime manages (hybrid host)"
+)]
 fn hugepage_limits() {
     let sizes: Vec<String> = std::fs::read_dir("/sys/kernel/mm/hugepages")
         .map(|rd| {
@@ -324,15 +351,14 @@ fn hugepage_limits() {
                 .collect()
         })
         .unwrap_or_default();
-    if !sizes.iter().any(|s| s == "hugepages-2048kB") {
-        return skip("no 2MB huge pages");
-    }
-    let v1_hugetlb = !cgroup_v2() && has_controller("hugetlb");
-    if !cgroup_v2() && !v1_hugetlb {
-        // Hybrid host with hugetlb only on the unified hierarchy: a v1
-        // cgroup manager (runc's) cannot apply it.
-        return skip("hugetlb controller not in a hierarchy the runtime manages (hybrid host)");
-    }
+    assert!(
+        sizes.iter().any(|s| s == "hugepages-2048kB"),
+        "no 2MB huge pages, but the test binary was built where there were: rebuild it"
+    );
+    assert!(
+        cgroup_v2() || has_controller("hugetlb"),
+        "no v1 hugetlb hierarchy, but the test binary was built where there was one: rebuild it"
+    );
     let (_b, _id, pid) = created_with(
         "cghuge",
         json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 2u64 << 30}]}),
@@ -346,10 +372,12 @@ fn hugepage_limits() {
 }
 
 #[test]
+#[cfg_attr(not(host_cgroup_net_cls), ignore = "no net_cls controller mounted")]
 fn network_classid_and_priorities() {
-    if !has_controller("net_cls") {
-        return skip("no net_cls controller mounted");
-    }
+    assert!(
+        has_controller("net_cls"),
+        "no net_cls controller mounted, but the test binary was built where there was: rebuild it"
+    );
     let (_b, _id, pid) = created_with("cgnet", json!({"network": {"classID": 1048577}}));
     assert_eq!(cgroup_read(pid, "net_cls", "net_cls.classid"), "1048577");
 }

@@ -218,11 +218,12 @@ fn exec_cwd_on_a_directory_fd_of_the_caller_does_not_reach_it() {
 /// /sys/fs/cgroup as fd 3, from which `..` climbs to the host's `/`: the container reads any
 /// host file (checked: it prints the secret).
 #[test]
-fn berth_only_preserve_fds_never_hands_a_runtime_fd_to_the_container() {
-    berth_only!(
-        "runc 1.1.5 is vulnerable (CVE-2024-21626 class): --preserve-fds passes its own fd on the \
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 is vulnerable (CVE-2024-21626 class): --preserve-fds passes its own fd on the \
          host's /sys/fs/cgroup"
-    );
+)]
+fn berth_only_preserve_fds_never_hands_a_runtime_fd_to_the_container() {
     for n in ["1", "2", "4", "10"] {
         let mut b = bundle("preserve-leak");
         let secret = HostSecret::new(&b, "preserve");
@@ -464,8 +465,11 @@ fn race_try(attempt: u64, racers: usize) -> RaceOutcome {
 /// resolves it again for the mount; seen here: `mount=/proc/sys/kernel/shmmax` and the sysctl value
 /// in the attacker's file, after 1 to 32 tries with two or three racing threads.
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 is vulnerable (CVE-2025-52881 class): the bind lands on /proc/sys"
+)]
 fn berth_only_racing_symlink_swap_never_redirects_a_mount_or_the_sysctl_write() {
-    berth_only!("runc 1.1.5 is vulnerable (CVE-2025-52881 class): the bind lands on /proc/sys");
     race(TRIES, 3);
 }
 
@@ -525,12 +529,19 @@ fn runs_with_a_warning(name: &str, ptr: &str, value: Value, field: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 fails the container: EINVAL writing /proc/self/attr/exec"
+)]
+#[cfg_attr(
+    all(berth_runtime, host_apparmor),
+    ignore = "AppArmor is enabled on this host (see the ignored test)"
+)]
 fn berth_only_apparmor_profile_without_apparmor_runs_with_a_warning() {
-    berth_only!("runc 1.1.5 fails the container: EINVAL writing /proc/self/attr/exec");
-    if apparmor_enabled() {
-        eprintln!("SKIPPED: AppArmor is enabled on this host (see the ignored test)");
-        return;
-    }
+    assert!(
+        !apparmor_enabled(),
+        "AppArmor is enabled on this host but was not where the test binary was built: rebuild it"
+    );
     runs_with_a_warning(
         "aa-off",
         "/process/apparmorProfile",
@@ -540,12 +551,19 @@ fn berth_only_apparmor_profile_without_apparmor_runs_with_a_warning() {
 }
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 refuses a selinuxLabel where SELinux is disabled"
+)]
+#[cfg_attr(
+    all(berth_runtime, host_selinux),
+    ignore = "SELinux is enabled on this host"
+)]
 fn berth_only_selinux_label_without_selinux_runs_with_a_warning() {
-    berth_only!("runc 1.1.5 refuses a selinuxLabel where SELinux is disabled");
-    if selinux_enabled() {
-        eprintln!("SKIPPED: SELinux is enabled on this host");
-        return;
-    }
+    assert!(
+        !selinux_enabled(),
+        "SELinux is enabled on this host but was not where the test binary was built: rebuild it"
+    );
     runs_with_a_warning(
         "selinux-off",
         "/process/selinuxLabel",
@@ -555,12 +573,19 @@ fn berth_only_selinux_label_without_selinux_runs_with_a_warning() {
 }
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 passes context= to tmpfs, which the kernel refuses without SELinux"
+)]
+#[cfg_attr(
+    all(berth_runtime, host_selinux),
+    ignore = "SELinux is enabled on this host"
+)]
 fn berth_only_mount_label_without_selinux_runs_with_a_warning() {
-    berth_only!("runc 1.1.5 passes context= to tmpfs, which the kernel refuses without SELinux");
-    if selinux_enabled() {
-        eprintln!("SKIPPED: SELinux is enabled on this host");
-        return;
-    }
+    assert!(
+        !selinux_enabled(),
+        "SELinux is enabled on this host but was not where the test binary was built: rebuild it"
+    );
     runs_with_a_warning(
         "mountlabel-off",
         "/linux/mountLabel",
