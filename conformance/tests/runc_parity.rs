@@ -366,8 +366,11 @@ fn rlimits_soft_below_hard_are_exact_in_the_init() {
 /// runc 1.1.5's exec'd processes get RLIMIT_NOFILE soft = hard (4000/4000): the Go runtime raises
 /// the soft limit at startup and runc 1.1 does not put the configured one back for exec.
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 execs with RLIMIT_NOFILE soft raised to the hard limit"
+)]
 fn berth_only_rlimits_soft_below_hard_are_exact_in_an_exec() {
-    berth_only!("runc 1.1.5 execs with RLIMIT_NOFILE soft raised to the hard limit");
     let (b, id, _) = running("rlimits-exec", |b| {
         b.set("/process/rlimits", rlimit_config());
     });
@@ -466,8 +469,11 @@ fn preserve_fds_100_from_a_stdio_only_caller_passes_nothing_extra() {
 /// there: fd 3 is its handle on the host's /sys/fs/cgroup, fd 4 an epoll fd (a container escape,
 /// see escapes.rs).
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 passes its own fds (host /sys/fs/cgroup, epoll) as preserved fds"
+)]
 fn berth_only_preserve_fds_2_without_caller_fds_passes_no_runtime_fd() {
-    berth_only!("runc 1.1.5 passes its own fds (host /sys/fs/cgroup, epoll) as preserved fds");
     let mut b = bundle("preserve2none");
     b.args(&["sleep", "600"]);
     let id = b.new_id();
@@ -558,8 +564,11 @@ fn exec_env_overrides_the_configs_variable_exactly_once() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 ignores linux.personality"
+)]
 fn berth_only_personality_linux32_in_init_and_exec() {
-    berth_only!("runc 1.1.5 ignores linux.personality");
     let (b, id, pid) = running("persona-exec", |b| {
         b.set("/linux/personality", json!({"domain": "LINUX32"}));
         b.sh("uname -m > /tmp/init-machine; exec sleep 600");
@@ -659,8 +668,11 @@ fn exec_cgroup_runs_in_the_sub_cgroup() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 has no time namespace support"
+)]
 fn berth_only_time_namespace_offsets_with_a_user_namespace() {
-    berth_only!("runc 1.1.5 has no time namespace support");
     let mut b = bundle("timens-userns");
     b.namespace("user", None);
     b.namespace("time", None);
@@ -702,8 +714,11 @@ fn berth_only_time_namespace_offsets_with_a_user_namespace() {
 /// may not search it. The runtime (host root) can open the rootfs before it enters the user
 /// namespace. runc 1.1.5 fails here: "mount <rootfs>:<rootfs>, flags: 0x5000: permission denied".
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 binds the rootfs by path from inside the user namespace: EACCES"
+)]
 fn berth_only_user_namespace_rootfs_under_an_unsearchable_directory() {
-    berth_only!("runc 1.1.5 binds the rootfs by path from inside the user namespace: EACCES");
     let mut b = bundle("userns-0700");
     std::fs::write(b.rootfs().join("rootfs-marker"), "reached\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -889,8 +904,11 @@ fn huge_hostname_fails_saying_why_and_leaves_nothing() {
 /// reading ("0 = no limit") for configs written to an older spec, as podman writes 0 for
 /// `--pids-limit -1` (see `earlier_configs_keep_pids_limit_zero_as_unlimited`).
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 treats pids.limit 0 as unset"
+)]
 fn berth_only_pids_limit_zero_forbids_fork() {
-    berth_only!("runc 1.1.5 treats pids.limit 0 as unset");
     let mut b = bundle("pids0");
     b.set("/ociVersion", json!("1.3.0"));
     b.set("/linux/resources/pids", json!({"limit": 0}));
@@ -925,14 +943,19 @@ fn earlier_configs_keep_pids_limit_zero_as_unlimited() {
 /// 1.1.5 refuses "unable to set swap limit without memory limit"). On cgroup v1 the kernel itself
 /// refuses a memory.memsw.limit_in_bytes below an unlimited memory.limit_in_bytes: not testable.
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 refuses memory -1 with a swap value (fixed in 1.2.1)"
+)]
+#[cfg_attr(
+    all(berth_runtime, not(host_cgroup_v2)),
+    ignore = "cgroup v1/hybrid host: the kernel refuses memsw below an unlimited memory limit"
+)]
 fn berth_only_memory_unlimited_with_swap_is_accepted_on_cgroup_v2() {
-    berth_only!("runc 1.1.5 refuses memory -1 with a swap value (fixed in 1.2.1)");
-    if !cgroup_v2() {
-        eprintln!(
-            "SKIPPED: cgroup v1/hybrid host: the kernel refuses memsw below an unlimited memory limit"
-        );
-        return;
-    }
+    assert!(
+        cgroup_v2(),
+        "cgroup v1/hybrid host, but the test binary was built on a cgroup v2 host: rebuild it"
+    );
     let mut b = bundle("memswap");
     b.set(
         "/linux/resources/memory",
@@ -947,8 +970,11 @@ fn berth_only_memory_unlimited_with_swap_is_accepted_on_cgroup_v2() {
 
 /// runc 1.1.5 reports ociVersionMax "1.0.2-dev" and state ociVersion "1.0.2-dev".
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 implements runtime-spec 1.0.2-dev"
+)]
 fn berth_only_features_and_state_say_oci_version_1_3_0() {
-    berth_only!("runc 1.1.5 implements runtime-spec 1.0.2-dev");
     let mut b = bundle("ociver");
     let f = b.rt(&["features"]);
     f.ok();
@@ -1032,8 +1058,11 @@ fn masked_directories_are_empty_and_read_only() {
 /// runc >= 1.3 and crun cover all masked directories with one read-only tmpfs (one superblock,
 /// bind-mounted at each); runc 1.1.5 mounts one tmpfs per directory.
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "berth_only: runc 1.1.5 mounts a tmpfs per masked directory"
+)]
 fn berth_only_masked_directories_share_one_tmpfs() {
-    berth_only!("runc 1.1.5 mounts a tmpfs per masked directory");
     let (_, mounts) = masked_dir_mounts();
     let devs: BTreeSet<&str> = mounts.iter().map(|(_, dev, _)| dev.as_str()).collect();
     assert_eq!(
