@@ -53,10 +53,12 @@ pub fn runtime() -> &'static Path {
     static R: OnceLock<PathBuf> = OnceLock::new();
     R.get_or_init(|| {
         isolate_inherited_fds();
-        match resolve_runtime() {
+        let p = match resolve_runtime() {
             Ok(p) => p,
             Err(e) => panic!("conformance: cannot find the runtime under test: {e:#}"),
-        }
+        };
+        check_built_for(&p);
+        p
     })
 }
 
@@ -127,26 +129,28 @@ pub fn runtime_name() -> String {
         .unwrap_or_default()
 }
 
-/// True when the runtime under test is berth (or `CONFORMANCE_STRICT` is set,
-/// to hold another runtime to the berth-only checks too).
-pub fn is_berth() -> bool {
-    runtime_name().contains("berth") || std::env::var_os("CONFORMANCE_STRICT").is_some()
-}
-
-/// Skip (return early, printing why) unless the runtime under test is berth.
-/// For checks of behaviour the spec allows or requires but runc 1.1 lacks.
-#[macro_export]
-macro_rules! berth_only {
-    ($why:expr) => {
-        if !$crate::is_berth() {
-            eprintln!(
-                "SKIPPED berth_only test ({}): RUNTIME is {}",
-                $why,
-                $crate::runtime().display()
-            );
-            return;
-        }
-    };
+/// Whether the runtime under test is berth (the `berth_only_` tests run) is decided at compile
+/// time by build.rs (`cfg(berth_runtime)`: `RUNTIME` names berth or `CONFORMANCE_STRICT` is set),
+/// so that libtest lists the others as ignored. cargo rebuilds the tests when either variable
+/// changes; a test binary run by hand with another `RUNTIME` fails here instead of running the
+/// wrong set of tests.
+fn check_built_for(runtime: &Path) {
+    let berth = runtime
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("berth"))
+        || std::env::var_os("CONFORMANCE_STRICT").is_some();
+    if berth != cfg!(berth_runtime) {
+        panic!(
+            "conformance: the runtime under test is {} but these tests were built {}: run them \
+             through cargo test with this RUNTIME (and CONFORMANCE_STRICT), which rebuilds them",
+            runtime.display(),
+            if cfg!(berth_runtime) {
+                "for berth (berth_only tests run)"
+            } else {
+                "for another runtime (berth_only tests ignored)"
+            }
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
