@@ -31,6 +31,10 @@ fn list_only(settings: &Settings) {
 }
 
 #[test]
+#[cfg_attr(
+    not(berth_runtime),
+    ignore = "compares berth with runc: runs with the berth build of the suite, not again under RUNTIME=runc"
+)]
 fn differential_against_runc() {
     let settings = Settings::from_env().expect("differential settings");
     if std::env::var_os("DIFF_LIST").is_some() {

@@ -922,8 +922,14 @@ fn berth_only_pids_limit_zero_forbids_fork() {
     b.start(&id).ok();
     b.wait_status(&id, "stopped", T);
     let out = b.read_rootfs("/tmp/out");
-    assert!(out.starts_with("start"), "the container did not run: {out:?}");
-    assert!(!out.contains("rc=3"), "the container forked with pids.limit 0");
+    assert!(
+        out.starts_with("start"),
+        "the container did not run: {out:?}"
+    );
+    assert!(
+        !out.contains("rc=3"),
+        "the container forked with pids.limit 0"
+    );
 }
 
 /// A config written to runtime-spec 1.2 or older meant "no limit" by pids.limit 0 (runc 1.1 read it
