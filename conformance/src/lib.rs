@@ -1230,52 +1230,55 @@ pub fn status_map(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Capability names by bit number (linux/capability.h).
+pub const ALL_CAPS: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
 /// Capability bit numbers by name (as in linux/capability.h).
 pub fn cap_bit(name: &str) -> u32 {
-    const CAPS: [&str; 41] = [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_FOWNER",
-        "CAP_FSETID",
-        "CAP_KILL",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETPCAP",
-        "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST",
-        "CAP_NET_ADMIN",
-        "CAP_NET_RAW",
-        "CAP_IPC_LOCK",
-        "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO",
-        "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN",
-        "CAP_SYS_BOOT",
-        "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE",
-        "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG",
-        "CAP_MKNOD",
-        "CAP_LEASE",
-        "CAP_AUDIT_WRITE",
-        "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN",
-        "CAP_SYSLOG",
-        "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND",
-        "CAP_AUDIT_READ",
-        "CAP_PERFMON",
-        "CAP_BPF",
-        "CAP_CHECKPOINT_RESTORE",
-    ];
-    CAPS.iter()
+    ALL_CAPS
+        .iter()
         .position(|c| *c == name)
         .unwrap_or_else(|| panic!("unknown cap {name}")) as u32
 }
@@ -1398,4 +1401,45 @@ pub fn dev_major_minor(rdev: u64) -> (u64, u64) {
     let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
     let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
     (major, minor)
+}
+
+/// Make `cmd`'s child hold `fds[i].0` at fd number `fds[i].1` (not close-on-exec), besides stdio.
+/// The sources are first duplicated above 200 so that no dup2 clobbers another source.
+pub fn pass_fds(cmd: &mut Command, fds: &[(&OwnedFd, RawFd)]) -> Vec<OwnedFd> {
+    let mut keep = Vec::new();
+    let mut pairs = Vec::new();
+    for (src, target) in fds {
+        let high = nix::fcntl::fcntl(src.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(200))
+            .expect("F_DUPFD_CLOEXEC");
+        // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+        let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) };
+        pairs.push((high, *target));
+        keep.push(owned);
+    }
+    // SAFETY: the closure only calls dup2(2), which is async-signal-safe, between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            for (high, target) in &pairs {
+                if nix::libc::dup2(*high, *target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    keep
+}
+
+/// A running container (`sleep 600` unless `edit` changes its args), started with `run -d`:
+/// the bundle, the id and the init's pid.
+pub fn running_detached(tag: &str, edit: impl FnOnce(&mut Bundle)) -> (Bundle, String, i64) {
+    let mut b = bundle(tag);
+    b.args(&["sleep", "600"]);
+    edit(&mut b);
+    let id = b.new_id();
+    b.run_id(&id, &["-d"]).ok();
+    let pid = b.wait_status(&id, "running", Duration::from_secs(10))["pid"]
+        .as_i64()
+        .expect("pid");
+    (b, id, pid)
 }

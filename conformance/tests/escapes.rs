@@ -13,8 +13,7 @@
 
 use conformance::*;
 use serde_json::{json, Value};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,33 +70,6 @@ impl HostSecret {
             );
         }
     }
-}
-
-/// Make `cmd`'s child hold `fds[i].0` at fd number `fds[i].1` (not close-on-exec), besides stdio.
-/// The sources are first duplicated above 200 so that no dup2 clobbers another source.
-fn pass_fds(cmd: &mut Command, fds: &[(&OwnedFd, RawFd)]) -> Vec<OwnedFd> {
-    let mut keep = Vec::new();
-    let mut pairs = Vec::new();
-    for (src, target) in fds {
-        let high = nix::fcntl::fcntl(src.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(200))
-            .expect("F_DUPFD_CLOEXEC");
-        // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
-        let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) };
-        pairs.push((high, *target));
-        keep.push(owned);
-    }
-    // SAFETY: the closure only calls dup2(2), which is async-signal-safe, between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            for (high, target) in &pairs {
-                if nix::libc::dup2(*high, *target) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    keep
 }
 
 fn open_dir(p: &Path) -> OwnedFd {

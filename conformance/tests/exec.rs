@@ -8,20 +8,9 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(10);
 
-/// A running container (`sleep 600`) with the default config plus `edit`.
-fn running(tag: &str, edit: impl FnOnce(&mut Bundle)) -> (Bundle, String, i64) {
-    let mut b = bundle(tag);
-    b.args(&["sleep", "600"]);
-    edit(&mut b);
-    let id = b.new_id();
-    b.run_id(&id, &["-d"]).ok();
-    let pid = b.wait_status(&id, "running", T)["pid"].as_i64().unwrap();
-    (b, id, pid)
-}
-
 #[test]
 fn exec_joins_the_container_namespaces_and_cgroup() {
-    let (b, id, pid) = running("exec-ns", |_| {});
+    let (b, id, pid) = running_detached("exec-ns", |_| {});
     let o = b.rt(&[
         "exec",
         &id,
@@ -55,7 +44,7 @@ fn exec_joins_the_container_namespaces_and_cgroup() {
 
 #[test]
 fn exec_returns_the_exit_code_and_output() {
-    let (b, id, _) = running("exec-rc", |_| {});
+    let (b, id, _) = running_detached("exec-rc", |_| {});
     let o = b.rt(&["exec", &id, "sh", "-c", "echo out; echo err >&2; exit 7"]);
     assert_eq!(o.code, 7, "{o:?}");
     assert_eq!(o.stdout.trim(), "out");
@@ -64,7 +53,7 @@ fn exec_returns_the_exit_code_and_output() {
 
 #[test]
 fn exec_overrides_env_cwd_user_and_groups() {
-    let (b, id, _) = running("exec-user", |_| {});
+    let (b, id, _) = running_detached("exec-user", |_| {});
     let o = b.rt(&[
         "exec",
         "-e",
@@ -94,7 +83,7 @@ fn exec_overrides_env_cwd_user_and_groups() {
 
 #[test]
 fn exec_of_a_missing_program_fails_naming_it() {
-    let (b, id, _) = running("exec-missing", |_| {});
+    let (b, id, _) = running_detached("exec-missing", |_| {});
     b.rt(&["exec", &id, "no-such-program"])
         .fails_naming(&["no-such-program", "executable file not found"]);
     // The container is unaffected.
@@ -103,7 +92,7 @@ fn exec_of_a_missing_program_fails_naming_it() {
 
 #[test]
 fn exec_detached_writes_the_pid_file() {
-    let (b, id, pid) = running("exec-detach", |_| {});
+    let (b, id, pid) = running_detached("exec-detach", |_| {});
     let pf = b.path().join("exec.pid");
     b.rt(&[
         "exec",
@@ -130,7 +119,7 @@ fn exec_detached_writes_the_pid_file() {
 
 #[test]
 fn exec_with_a_process_file() {
-    let (b, id, _) = running("exec-process", |_| {});
+    let (b, id, _) = running_detached("exec-process", |_| {});
     let p = b.path().join("process.json");
     std::fs::write(
         &p,
@@ -151,7 +140,7 @@ fn exec_with_a_process_file() {
 
 #[test]
 fn exec_with_a_relative_cwd_in_the_process_file_fails() {
-    let (b, id, _) = running("exec-relcwd", |_| {});
+    let (b, id, _) = running_detached("exec-relcwd", |_| {});
     let p = b.path().join("process.json");
     std::fs::write(
         &p,
@@ -165,7 +154,7 @@ fn exec_with_a_relative_cwd_in_the_process_file_fails() {
 
 #[test]
 fn exec_in_a_stopped_or_unknown_container_fails() {
-    let (b, id, _) = running("exec-stopped", |_| {});
+    let (b, id, _) = running_detached("exec-stopped", |_| {});
     b.kill(&id, "KILL").ok();
     b.wait_status(&id, "stopped", T);
     b.rt(&["exec", &id, "true"]).fails();
@@ -174,7 +163,7 @@ fn exec_in_a_stopped_or_unknown_container_fails() {
 
 #[test]
 fn exec_gets_the_container_seccomp_profile() {
-    let (b, id, _) = running("exec-seccomp", |b| {
+    let (b, id, _) = running_detached("exec-seccomp", |b| {
         b.set(
             "/linux/seccomp",
             json!({"defaultAction": "SCMP_ACT_ALLOW",
@@ -194,7 +183,7 @@ fn exec_gets_the_container_seccomp_profile() {
 
 #[test]
 fn exec_with_a_terminal_through_the_console_socket() {
-    let (b, id, _) = running("exec-tty", |_| {});
+    let (b, id, _) = running_detached("exec-tty", |_| {});
     let sock = ConsoleSocket::listen(&b, Duration::from_secs(20));
     b.rt(&[
         "exec",
@@ -216,7 +205,7 @@ fn exec_with_a_terminal_through_the_console_socket() {
 
 #[test]
 fn exec_cap_adds_a_capability() {
-    let (b, id, _) = running("exec-cap", |_| {});
+    let (b, id, _) = running_detached("exec-cap", |_| {});
     let o = b.rt(&[
         "exec",
         "--cap",
@@ -240,7 +229,7 @@ fn exec_cap_adds_a_capability() {
 
 #[test]
 fn exec_no_new_privs_flag() {
-    let (b, id, _) = running("exec-nnp", |b| {
+    let (b, id, _) = running_detached("exec-nnp", |b| {
         b.set("/process/noNewPrivileges", json!(false));
     });
     let o = b.rt(&["exec", &id, "grep", "NoNewPrivs", "/proc/self/status"]);
@@ -258,7 +247,7 @@ fn exec_no_new_privs_flag() {
 
 #[test]
 fn exec_preserve_fds_passes_extra_fds() {
-    let (b, id, _) = running("exec-fds", |_| {});
+    let (b, id, _) = running_detached("exec-fds", |_| {});
     std::fs::write(b.path().join("passed.txt"), "through-fd-3\n").unwrap();
     let o = b.rt_after(
         "exec 3<passed.txt 4<passed.txt",

@@ -12,24 +12,11 @@
 use conformance::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(10);
-
-/// A running container (`sleep 600` unless `edit` changes args), started with `run -d`.
-fn running(tag: &str, edit: impl FnOnce(&mut Bundle)) -> (Bundle, String, i64) {
-    let mut b = bundle(tag);
-    b.args(&["sleep", "600"]);
-    edit(&mut b);
-    let id = b.new_id();
-    b.run_id(&id, &["-d"]).ok();
-    let pid = b.wait_status(&id, "running", T)["pid"].as_i64().unwrap();
-    (b, id, pid)
-}
 
 /// The fd numbers open in process `pid` (read from the host).
 fn fds_of(pid: i64) -> BTreeSet<i32> {
@@ -70,33 +57,6 @@ fn describe_fds(pid: i64) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Make `cmd`'s child hold `fds[i].0` at fd number `fds[i].1` (not close-on-exec), besides stdio.
-/// The sources are first duplicated above 200 so that no dup2 clobbers another source.
-fn pass_fds(cmd: &mut Command, fds: &[(&OwnedFd, RawFd)]) -> Vec<OwnedFd> {
-    let mut keep = Vec::new();
-    let mut pairs = Vec::new();
-    for (src, target) in fds {
-        let high = nix::fcntl::fcntl(src.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(200))
-            .expect("F_DUPFD_CLOEXEC");
-        // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
-        let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) };
-        pairs.push((high, *target));
-        keep.push(owned);
-    }
-    // SAFETY: the closure only calls dup2(2), which is async-signal-safe, between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            for (high, target) in &pairs {
-                if nix::libc::dup2(*high, *target) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    keep
 }
 
 /// Open a file or directory read-only (close-on-exec, as std opens everything).
@@ -235,7 +195,7 @@ fn seccomp_allow_list_without_close_range_runs_with_and_without_no_new_privilege
 #[test]
 fn seccomp_allow_list_without_close_range_works_for_exec() {
     for (what, profile) in close_range_failing_profiles() {
-        let (b, id, _) = running("seccomp-pre59-exec", |b| {
+        let (b, id, _) = running_detached("seccomp-pre59-exec", |b| {
             b.set("/process/noNewPrivileges", json!(false));
             b.set("/linux/seccomp", profile);
         });
@@ -371,7 +331,7 @@ fn rlimits_soft_below_hard_are_exact_in_the_init() {
     ignore = "berth_only: runc 1.1.5 execs with RLIMIT_NOFILE soft raised to the hard limit"
 )]
 fn berth_only_rlimits_soft_below_hard_are_exact_in_an_exec() {
-    let (b, id, _) = running("rlimits-exec", |b| {
+    let (b, id, _) = running_detached("rlimits-exec", |b| {
         b.set("/process/rlimits", rlimit_config());
     });
     let o = b.rt(&[
@@ -420,7 +380,7 @@ fn new_network_namespace_has_loopback_up_and_usable() {
 /// A second container joining the first one's network namespace by path reaches its 127.0.0.1.
 #[test]
 fn joined_network_namespace_reaches_the_first_containers_loopback_server() {
-    let (_a, _ida, pida) = running("lo-server", |b| {
+    let (_a, _ida, pida) = running_detached("lo-server", |b| {
         b.sh(
             "mkdir /tmp/www; echo served-by-first > /tmp/www/index.html; \
               exec httpd -f -p 127.0.0.1:8081 -h /tmp/www",
@@ -539,7 +499,7 @@ fn preserve_fds_2_passes_exactly_the_callers_fds_3_and_4() {
 
 #[test]
 fn exec_env_overrides_the_configs_variable_exactly_once() {
-    let (b, id, _) = running("exec-env-dup", |b| {
+    let (b, id, _) = running_detached("exec-env-dup", |b| {
         b.push("/process/env", json!("MY_VAR=from_spec"));
     });
     let o = b.rt(&[
@@ -569,7 +529,7 @@ fn exec_env_overrides_the_configs_variable_exactly_once() {
     ignore = "berth_only: runc 1.1.5 ignores linux.personality"
 )]
 fn berth_only_personality_linux32_in_init_and_exec() {
-    let (b, id, pid) = running("persona-exec", |b| {
+    let (b, id, pid) = running_detached("persona-exec", |b| {
         b.set("/linux/personality", json!({"domain": "LINUX32"}));
         b.sh("uname -m > /tmp/init-machine; exec sleep 600");
     });
@@ -627,7 +587,7 @@ fn make_sub_cgroups(pid: i64, sub: &str) {
 /// sub-cgroup(s)"): a path for all controllers, or for one on v1; a missing one is an error.
 #[test]
 fn exec_cgroup_runs_in_the_sub_cgroup() {
-    let (b, id, pid) = running("exec-cgroup", |_| {});
+    let (b, id, pid) = running_detached("exec-cgroup", |_| {});
     make_sub_cgroups(pid, "sub");
     let init = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let o = b.rt(&["exec", "--cgroup", "sub", &id, "cat", "/proc/self/cgroup"]);
