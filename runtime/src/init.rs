@@ -157,7 +157,7 @@ fn setup(args: &InitArgs, channel: &Channel) -> Result<(Exec, i32)> {
     if let Some(d) = &plan.domainname {
         sys::setdomainname(d).with_context(|| format!("domainname {d:?}: setdomainname"))?;
     }
-    // After the hostname, as runc (a kernel.hostname sysctl wins); the handle goes right after.
+    // After the hostname, as runc; the handle goes right after.
     if let Some(sysctls) = sysctls {
         for (key, value) in &plan.sysctl {
             sysctls.write(key, value)?;

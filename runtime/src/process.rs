@@ -506,11 +506,7 @@ fn set_user(p: &ProcessPlan) -> Result<()> {
 /// `process.oomScoreAdj` of process `pid` (written by the runtime, through its procfs handle).
 pub fn write_oom_score_adj(pid: i32, adj: i32) -> Result<()> {
     crate::procfs::write_pid(pid, "oom_score_adj", adj.to_string().as_bytes()).map_err(|e| {
-        let denied = e.chain().any(|c| {
-            c.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
-        }) || format!("{e:#}").contains("ermission denied");
-        let hint = if adj < 0 && denied {
+        let hint = if adj < 0 {
             " (lowering the OOM score needs CAP_SYS_RESOURCE)"
         } else {
             ""

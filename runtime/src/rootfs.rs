@@ -97,7 +97,10 @@ pub fn prepare(plan: &RootfsPlan) -> Result<Prepared> {
         here = bind()
             .with_context(|| format!("binding the rootfs {} onto itself", plan.rootfs.display()))?;
     }
-    let root = Root::from_fd(here.try_clone().context("duplicating the rootfs's fd")?);
+    let root = Rootfs {
+        root: Root::from_fd(here.try_clone().context("duplicating the rootfs's fd")?),
+        path: plan.rootfs,
+    };
 
     for (i, m) in plan.mounts.iter().enumerate() {
         attach(&root, m, plan.cgroup_namespace, plan.idmapped.get(i)).with_context(|| {
@@ -122,6 +125,21 @@ pub fn prepare(plan: &RootfsPlan) -> Result<Prepared> {
         console,
         root: here,
     })
+}
+
+/// The rootfs being built: its root for resolving paths inside it, and its path in the init's
+/// mount namespace (what /proc/self/fd links of fds below it start with).
+struct Rootfs<'a> {
+    root: Root,
+    path: &'a Path,
+}
+
+impl std::ops::Deref for Rootfs<'_> {
+    type Target = Root;
+
+    fn deref(&self) -> &Root {
+        &self.root
+    }
 }
 
 fn describe(s: &Source) -> String {
@@ -198,7 +216,12 @@ fn cstr(p: &Path) -> Result<CString> {
 
 /// Attach one mount at its destination inside `root`. `premade`: the mount's idmapped tree, with its
 /// attributes already set (see `IdmappedTrees`).
-fn attach(root: &Root, m: &Mount, cgroup_namespace: bool, premade: Option<&OwnedFd>) -> Result<()> {
+fn attach(
+    root: &Rootfs,
+    m: &Mount,
+    cgroup_namespace: bool,
+    premade: Option<&OwnedFd>,
+) -> Result<()> {
     match &m.source {
         Source::Bind { .. } if premade.is_some() => {
             let tree = premade.expect("checked");
@@ -362,7 +385,7 @@ fn mapping_user_namespace(idmap: &crate::mounts::IdMap) -> Result<OwnedFd> {
     Ok(OwnedFd::from(ns))
 }
 
-fn mount_fs(root: &Root, m: &Mount, fstype: &str, source: &str) -> Result<()> {
+fn mount_fs(root: &Rootfs, m: &Mount, fstype: &str, source: &str) -> Result<()> {
     let fs = sys::fsopen(&CString::new(fstype)?).with_context(|| format!("fsopen({fstype})"))?;
     sys::fsconfig_set(fs.as_fd(), c"source", Some(&CString::new(source)?))
         .with_context(|| format!("fsconfig source={source}"))?;
@@ -452,7 +475,7 @@ fn setattr(fd: &impl AsFd, attr: &MountAttr, recursive: bool) -> Result<()> {
 
 /// The mount point of `m` inside the rootfs, created if missing (a directory, or an empty file for a
 /// file mount), and checked for what it resolved to: see [`check_not_in_proc`].
-fn target(root: &Root, m: &Mount, file: bool) -> Result<pathrs::Handle> {
+fn target(root: &Rootfs, m: &Mount, file: bool) -> Result<pathrs::Handle> {
     let handle = mount_point(root, &m.destination, file)?;
     check_not_in_proc(root, m, &handle)?;
     Ok(handle)
@@ -478,15 +501,14 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 /// /proc/sys or /proc/self/attr defeats the container's protections, CVE-2019-19921). Checked on what
 /// the destination resolved to — the directory the mount will land on, through the image's symlinks —
 /// both by its path and by its filesystem: `/evil -> /proc/sys` is refused like `/proc/sys`.
-fn check_not_in_proc(root: &Root, m: &Mount, target: &pathrs::Handle) -> Result<()> {
+fn check_not_in_proc(root: &Rootfs, m: &Mount, target: &pathrs::Handle) -> Result<()> {
     let on_procfs = nix::sys::statfs::fstatfs(target.as_fd())
         .context("fstatfs of the mount point")?
         .filesystem_type()
         .0 as i64
         == PROC_SUPER_MAGIC;
-    let top = crate::procfs::fd_path(root.as_fd().as_raw_fd())?;
     let at = crate::procfs::fd_path(target.as_fd().as_raw_fd())?;
-    let inside = Path::new("/").join(at.strip_prefix(&top).unwrap_or(&at));
+    let inside = Path::new("/").join(at.strip_prefix(root.path).unwrap_or(&at));
     let resolved = if inside == m.destination {
         String::new()
     } else {
@@ -605,7 +627,7 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 /// unified host; on v1 and hybrid hosts a tmpfs with one directory per hierarchy (and the host's symlinks
 /// for co-mounted controllers). With a cgroup namespace each hierarchy is a fresh cgroup mount rooted at the
 /// container's cgroup; without one, the container's own cgroup directories are bind-mounted.
-fn mount_cgroups(root: &Root, m: &Mount, in_cgroupns: bool) -> Result<()> {
+fn mount_cgroups(root: &Rootfs, m: &Mount, in_cgroupns: bool) -> Result<()> {
     let hierarchies = host_cgroup_mounts()?;
     let own = own_cgroups()?;
     let dest = &m.destination;

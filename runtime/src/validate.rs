@@ -98,8 +98,6 @@ pub struct Plan {
     pub resources: Option<LinuxResources>,
     pub seccomp: Option<SeccompProgram>,
     pub personality: Option<u64>,
-    /// `linux.mountLabel` (SELinux context of the container's filesystems).
-    pub mount_label: Option<String>,
     pub memory_policy: Option<MemoryPolicy>,
     /// `linux.netDevices`, in the order of their host names.
     pub net_devices: Vec<crate::netdev::NetDevice>,
@@ -296,7 +294,6 @@ pub fn plan(id: &str, bundle: &Path, spec: Spec, opts: &Options) -> Result<Plan>
         resources,
         seccomp,
         personality,
-        mount_label,
         memory_policy,
         net_devices,
         hooks: Hooks::from_spec(&spec)?,
